@@ -1,0 +1,175 @@
+"""The `foxtrot-stream` command.
+
+Exit codes: 0 success; 1 `config check` found warnings only; 2 bad settings, bad arguments or
+a needed plugin that cannot load (a message, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from foxtrot_stream import __version__
+from foxtrot_stream.plugins import PluginHost, PluginLoadError
+from foxtrot_stream.settings import Loaded, SettingsError, effective, load, settings_path
+
+EXIT_WARNINGS = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="foxtrot-stream",
+        description="Real-time exchange market data with WebSocket streaming and HTTP fallback.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("plugins", help="list installed plugins, what they provide, enabled or not")
+    p.add_argument("--config", help="settings file (default: $FOXTROT_SETTINGS or vt_setting.json)")
+
+    config = sub.add_parser("config", help="check or show the settings")
+    csub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    c = csub.add_parser(
+        "check", help="validate a settings file: exit 0 clean, 1 warnings, 2 errors"
+    )
+    c.add_argument("file", nargs="?")
+    c = csub.add_parser("show", help="effective settings, each marked default or file")
+    c.add_argument("file", nargs="?")
+    c.add_argument("--json", action="store_true", help="print as a JSON object")
+
+    sim = sub.add_parser(
+        "simulate",
+        help="run an exchange simulator on 127.0.0.1 (e.g. `simulate binance --port 9443`)",
+        add_help=False,
+    )
+    sim.add_argument("adapter")
+    sim.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(name)s: %(message)s",
+    )
+
+
+def _load(host: PluginHost, path: str | None) -> Loaded:
+    return load(path, host.schema())
+
+
+def _print_problems(loaded_or_error: Loaded | SettingsError) -> None:
+    for problem in loaded_or_error.problems:
+        print(str(problem), file=sys.stderr)
+
+
+def cmd_plugins(host: PluginHost, args: argparse.Namespace) -> int:
+    loaded = _load(host, args.config)
+    _print_problems(loaded)
+    settings = loaded.settings
+    for plugin in sorted(host.plugins, key=lambda p: p.origin.entry_point):
+        o = plugin.origin
+        print(f"{o.entry_point}  ({o.distribution} {o.version}, {o.value})")
+        for name in plugin.adapters:
+            spec = host.adapters[name]
+            per = settings.adapter(name)
+            if not settings.websocket.enabled:
+                state = "enabled, HTTP polling only (websocket.enabled is false)"
+            elif not per.enabled:
+                state = f"enabled, HTTP polling only (websocket.{name}.enabled is false)"
+            else:
+                which = ", ".join(per.symbols) if per.symbols else "all symbols"
+                state = f"enabled, WebSocket for {which}"
+            print(f"  adapter   {name} ({spec.display_name}): {state}")
+        for name in plugin.transports:
+            print(f"  transport {name}: {host.transports[name].description}")
+        for name in plugin.policies:
+            in_use = " (in use)" if name == settings.websocket.policy else ""
+            print(f"  policy    {name}{in_use}: {host.policies[name].description}")
+        if plugin.hooks:
+            print(f"  hooks     {', '.join(plugin.hooks)}")
+    for problem in host.problems:
+        print(f"skipped: {problem}")
+    return 0
+
+
+def cmd_config_check(host: PluginHost, args: argparse.Namespace) -> int:
+    path = settings_path(args.file)
+    loaded = _load(host, args.file)
+    _print_problems(loaded)
+    host.check_required(loaded.settings)
+    if loaded.warnings:
+        print(f"{path}: {len(loaded.warnings)} warning(s), no errors")
+        return EXIT_WARNINGS
+    print(f"{path}: OK")
+    return 0
+
+
+def cmd_config_show(host: PluginHost, args: argparse.Namespace) -> int:
+    loaded = _load(host, args.file)
+    _print_problems(loaded)
+    rows = effective(loaded.settings, host.schema())
+    if args.json:
+        out: dict[str, Any] = {k: {"value": v, "source": src} for k, v, src in rows}
+        print(json.dumps(out, indent=2))
+        return 0
+    width = max(len(k) for k, _, _ in rows)
+    for key, value, source in rows:
+        print(f"{key:<{width}}  {json.dumps(value):<32} {source}")
+    return 0
+
+
+def cmd_simulate(host: PluginHost, args: argparse.Namespace) -> int:
+    spec = host.adapters.get(args.adapter)
+    if spec is None or spec.simulator is None:
+        have = sorted(a for a, s in host.adapters.items() if s.simulator) or ["none"]
+        print(
+            f"foxtrot-stream: no simulator for adapter {args.adapter!r} "
+            f"(available: {', '.join(have)})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return spec.simulator(list(args.args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    host = PluginHost.discover()
+    commands = {
+        "plugins": cmd_plugins,
+        "simulate": cmd_simulate,
+    }
+    try:
+        if args.command == "config":
+            if args.config_command == "check":
+                return cmd_config_check(host, args)
+            return cmd_config_show(host, args)
+        return commands[args.command](host, args)
+    except SettingsError as exc:
+        _print_problems(exc)
+        errors = sum(p.severity == "error" for p in exc.problems)
+        print(f"foxtrot-stream: {errors} error(s) in the settings", file=sys.stderr)
+        return EXIT_USAGE
+    except PluginLoadError as exc:
+        print(f"foxtrot-stream: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

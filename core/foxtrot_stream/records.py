@@ -1,0 +1,268 @@
+"""What plugins provide: typed registration records and the interfaces the feed drives.
+
+Registration hooks return the records below (frozen attrs). Where a record came from
+(distribution and version) is kept beside it by the plugin manager, not written onto it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from foxtrot_stream.model import Tick
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from foxtrot_stream.backoff import Backoff
+    from foxtrot_stream.breaker import CircuitBreaker
+    from foxtrot_stream.settings import Settings
+
+#: Where decoded ticks go. Called on the feed's event-loop task, once per tick: keep it cheap.
+TickSink = Callable[[Tick], None]
+
+
+def _is_identifier(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value.isidentifier() or value != value.lower():
+        raise ValueError(
+            f"{attribute.name} must be a lowercase identifier (it becomes a settings key), "
+            f"got {value!r}"
+        )
+
+
+@attrs.frozen
+class ConnectionLimits:
+    """An exchange's rules for one WebSocket connection, respected by construction."""
+
+    max_streams: int
+    max_control_messages_per_second: float
+    max_lifetime: float
+    """Seconds after which the exchange cuts a connection; the feed rotates before it."""
+    max_streams_per_message: int = 200
+    """Streams per SUBSCRIBE/UNSUBSCRIBE request (keeps each request well-formed and small)."""
+
+
+@attrs.frozen
+class AdapterSpec:
+    """An exchange adapter: what `register_adapters` returns.
+
+    `name` is the settings key (`websocket.<name>.*` and `<name>.*`), `display_name` the
+    logger prefix (`BinanceAdapter` → loggers `BinanceAdapter`, `BinanceAdapterWebSocket`,
+    `BinanceAdapterError`). `settings_cls` is an attrs class with defaults for every field:
+    the plugin's own keys under `<name>.`. `factory` builds the adapter for one feed.
+    """
+
+    name: str = attrs.field(validator=_is_identifier)
+    display_name: str
+    settings_cls: type[Any] | None
+    factory: Callable[[Any], ExchangeAdapter]
+    description: str = ""
+    simulator: Callable[[list[str]], int] | None = None
+    """Entry of a local exchange simulator: `foxtrot-stream simulate <name> ARGS…` calls it."""
+
+
+@attrs.frozen
+class TransportSpec:
+    """A transport strategy (WebSocket streaming, HTTP polling, …).
+
+    `settings_key` is the prefix of its own keys (`http_fallback.*`), None if it has none.
+    """
+
+    name: str = attrs.field(validator=_is_identifier)
+    settings_cls: type[Any] | None
+    settings_key: str | None = None
+    description: str = ""
+
+
+@attrs.frozen
+class PolicySpec:
+    """A reconnection/breaker policy: builds the two pure state machines for one connection."""
+
+    name: str = attrs.field(validator=_is_identifier)
+    make_backoff: Callable[[Settings], Backoff]
+    make_breaker: Callable[[Settings, Callable[[], float]], CircuitBreaker]
+    settings_cls: type[Any] | None = None
+    description: str = ""
+
+
+@attrs.frozen
+class SymbolCheck:
+    """Result of validating symbols against the exchange's instrument list."""
+
+    valid: tuple[str, ...]
+    invalid: dict[str, str]
+    """symbol → why it was refused (e.g. "not listed on Binance")."""
+
+
+@attrs.frozen
+class PollResult:
+    """One HTTP poll: the quotes it returned and what the exchange said about rate limits."""
+
+    ticks: tuple[Tick, ...]
+    retry_after: float | None = None
+    """Seconds the exchange asked us to wait (429/418 Retry-After), None if it did not."""
+    banned: bool = False
+    """True on an IP ban (Binance 418): stop polling until `retry_after` has passed."""
+    invalid: dict[str, str] = attrs.Factory(dict)
+    """symbol → error, for symbols the exchange refused (reported once, not retried)."""
+    used_weight: int | None = None
+    requested_ns: int = 0
+    """When the request was sent (ns since the epoch): a REST quote is no newer than this."""
+
+
+class PollError(Exception):
+    """A poll failed (network error, timeout, 5xx); the poller retries at its next interval."""
+
+
+class ConnectionEvents(Protocol):
+    """What a frame handler reports back to the connection that owns it.
+
+    Calls are rare (control answers, bad frames, shutdown notices), never one per tick.
+    """
+
+    def control_response(self, request_id: int, error: str | None) -> None: ...
+
+    def malformed(self, reason: str, frame: str | bytes) -> None: ...
+
+    def server_shutdown(self) -> None: ...
+
+
+class ConnectionListener(Protocol):
+    """What a connection reports to the feed that owns it (the `connect` hook's `listener`)."""
+
+    def opened(self) -> None:
+        """The handshake succeeded (the guide's "WebSocket connection established")."""
+
+    def first_data(self) -> None:
+        """The first valid tick arrived on this connection."""
+
+    def malformed(self, reason: str, frame: str | bytes) -> None:
+        """A frame could not be decoded; counted, never a failure."""
+
+    def server_shutdown(self) -> None:
+        """The exchange announced it will close this connection soon."""
+
+    def rejected(self, streams: Sequence[str], error: str) -> None:
+        """The exchange refused to (un)subscribe `streams`."""
+
+
+#: Decodes one frame (text or binary) received at `received_ns` and calls the sink per tick.
+FrameHandler = Callable[[str | bytes, int], None]
+
+
+@runtime_checkable
+class ExchangeAdapter(Protocol):
+    """The exchange-specific half of a feed. One instance per feed, used on its event loop."""
+
+    name: str
+    display_name: str
+    limits: ConnectionLimits
+
+    def streams_for(self, symbol: str) -> tuple[str, ...]:
+        """Stream names that carry `symbol` (Binance: bookTicker and trade)."""
+        ...
+
+    def open_url(self, streams: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+        """URL of a new connection for `streams`, and the streams it still has to subscribe.
+
+        An exchange may take some streams in the URL (Binance: combined-stream URLs); the
+        rest are subscribed with control messages, paced by `limits`.
+        """
+        ...
+
+    def control_message(self, method: str, streams: Sequence[str], request_id: int) -> str:
+        """One `SUBSCRIBE`/`UNSUBSCRIBE` request as sent on the wire."""
+        ...
+
+    def make_handler(self, sink: TickSink, events: ConnectionEvents) -> FrameHandler:
+        """A handler for one connection; the feed calls it directly for every frame."""
+        ...
+
+    async def validate_symbols(
+        self, session: aiohttp.ClientSession, symbols: Sequence[str]
+    ) -> SymbolCheck: ...
+
+    async def poll(self, session: aiohttp.ClientSession, symbols: Sequence[str]) -> PollResult:
+        """Best bid/ask for `symbols` over REST, in as few requests as the exchange allows.
+
+        Raises `PollError` when the poll failed (network, 5xx); rate limits and refused
+        symbols are answers, reported in the `PollResult`.
+        """
+        ...
+
+
+class Connection(Protocol):
+    """A live transport connection returned by the `connect` hook."""
+
+    async def run(self) -> None:
+        """Receive until closed; raise `TransportFailure` when the connection fails."""
+        ...
+
+    async def subscribe(self, symbols: Sequence[str]) -> None: ...
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Poller(Protocol):
+    """An HTTP polling loop returned by the `fallback` hook, serving a changing symbol set."""
+
+    def add(self, symbols: Sequence[str]) -> None: ...
+
+    def remove(self, symbols: Sequence[str]) -> None: ...
+
+    @property
+    def symbols(self) -> frozenset[str]: ...
+
+    async def run(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@attrs.frozen
+class Failure:
+    """A transport failure, as passed to `on_failure` (DESIGN §5 lists what counts)."""
+
+    adapter: str
+    transport: str
+    kind: str
+    """connect_failed | connect_timeout | dropped | pong_timeout | no_data | rejected | …"""
+    detail: str
+    symbols: tuple[str, ...] = ()
+
+
+class TransportFailure(Exception):
+    """Raised by `Connection.run` when the connection fails; carries the failure kind."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+@attrs.frozen
+class FeedContext:
+    """What a feed hands to the `connect` and `fallback` hooks: everything a transport needs.
+
+    `sink` receives every decoded tick (it is the feed's sequencer); `events` is how a
+    transport reports state to its feed; `clock` is monotonic seconds (injected so tests
+    can scale time).
+    """
+
+    adapter: ExchangeAdapter
+    settings: Settings
+    session: aiohttp.ClientSession
+    sink: TickSink
+    clock: Callable[[], float]
+    poll_sink: Callable[[Tick, int], None]
+    """Receives every polled tick with the time its request was sent (ns since the epoch)."""
+    handler_for: Callable[[TickSink, ConnectionEvents], FrameHandler]
+    """The `on_message` hook, bound to this feed's adapter: a transport asks once per connection."""
+    messages_for: Callable[[str, Sequence[str], Callable[[], int]], list[str]]
+    """The `subscribe` hook, bound to this feed's adapter: (method, streams, next_id)."""
+    display_name: str = ""
+    plugin_settings: Mapping[str, Any] = attrs.Factory(dict)
+    """Each plugin's own settings object, by settings key (`http_fallback` → its attrs class)."""

@@ -1,0 +1,1 @@
+"""Binance Spot market-data adapter for foxtrot-stream."""

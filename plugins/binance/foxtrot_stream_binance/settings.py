@@ -1,0 +1,24 @@
+"""The Binance plugin's own keys (`binance.*` in vt_setting.json)."""
+
+from __future__ import annotations
+
+import attrs
+from foxtrot_stream.settings import HttpUrl, PositiveFloat, WebSocketUrl
+
+
+@attrs.frozen
+class BinanceSettings:
+    ws_url: WebSocketUrl = attrs.field(
+        default=WebSocketUrl("wss://stream.binance.com:9443"),
+        metadata={
+            "doc": "Binance Spot stream endpoint (point it at the testnet or the simulator)."
+        },
+    )
+    rest_url: HttpUrl = attrs.field(
+        default=HttpUrl("https://api.binance.com"),
+        metadata={"doc": "Binance Spot REST endpoint, used for HTTP polling and exchangeInfo."},
+    )
+    request_timeout: PositiveFloat = attrs.field(
+        default=PositiveFloat(10.0),
+        metadata={"doc": "Timeout of one REST request (seconds)."},
+    )

@@ -1,0 +1,1 @@
+"""HTTP polling transport for foxtrot-stream."""

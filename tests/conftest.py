@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.settings import SettingsSchema
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session")
+def host() -> PluginHost:
+    """The plugins actually installed in this environment, found through entry points."""
+    return PluginHost.discover()
+
+
+@pytest.fixture(scope="session")
+def schema(host: PluginHost) -> SettingsSchema:
+    return host.schema()

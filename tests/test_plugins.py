@@ -1,0 +1,185 @@
+"""Discovery through entry points, with real (tiny) distributions on the test path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from foxtrot_stream.plugins import PluginHost, PluginLoadError
+from foxtrot_stream.settings import load
+from foxtrot_stream.testing import fake_distribution, host_from_path
+
+GOOD = """
+import attrs
+from foxtrot_stream.hookspecs import hookimpl
+from foxtrot_stream.records import AdapterSpec
+
+@attrs.frozen
+class KrakenSettings:
+    url: str = "wss://ws.kraken.com"
+
+@hookimpl
+def register_adapters():
+    return [AdapterSpec(name="kraken", display_name="KrakenAdapter",
+                        settings_cls=KrakenSettings, factory=lambda s: None)]
+"""
+
+
+def test_bundled_plugins_are_found_through_entry_points(host: PluginHost) -> None:
+    found = {p.origin.entry_point: p.origin.distribution for p in host.plugins}
+    assert found == {
+        "binance": "foxtrot-stream-binance",
+        "core": "foxtrot-stream",
+        "http_fallback": "foxtrot-stream-http-fallback",
+    }
+    assert host.problems == []
+    assert set(host.adapters) == {"binance"}
+    assert set(host.transports) == {"websocket", "http"}
+    assert set(host.policies) == {"exponential"}
+    assert str(host.origins["adapter:binance"]).startswith("foxtrot-stream-binance 0.1.0")
+
+
+def test_third_party_plugin_adds_adapter_and_its_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = fake_distribution(
+        tmp_path, "foxtrot-kraken", "1.2.3", {"kraken": "fx_kraken"}, {"fx_kraken": GOOD}
+    )
+    monkeypatch.syspath_prepend(str(root))
+    host = host_from_path(root)
+    assert host.problems == []
+    assert set(host.adapters) == {"kraken"}
+    settings = load(
+        text='{"websocket.kraken.enabled": false, "kraken.url": "wss://other"}',
+        schema=host.schema(),
+    ).settings
+    assert settings.adapter("kraken").enabled is False
+    assert settings.plugin("kraken").url == "wss://other"
+
+
+BROKEN = {
+    "import_error": ("import nonexistent_module_xyz\n", "cannot import"),
+    "bad_signature": (
+        "from foxtrot_stream.hookspecs import hookimpl\n"
+        "@hookimpl\ndef on_failure(failure, extra_arg):\n    pass\n",
+        "bad hook implementation",
+    ),
+    "misspelt": (
+        "from foxtrot_stream.hookspecs import hookimpl\n"
+        "@hookimpl\ndef on_failur(failure):\n    pass\n",
+        "unknown hook",
+    ),
+    "async_hook": (
+        "from foxtrot_stream.hookspecs import hookimpl\n"
+        "@hookimpl\nasync def on_failure(failure):\n    pass\n",
+        "async def",
+    ),
+    "wrong_record": (
+        "from foxtrot_stream.hookspecs import hookimpl\n"
+        "@hookimpl\ndef register_adapters():\n    return ['binance']\n",
+        "expected AdapterSpec",
+    ),
+    "raises": (
+        "from foxtrot_stream.hookspecs import hookimpl\n"
+        "@hookimpl\ndef register_adapters():\n    raise RuntimeError('boom')\n",
+        "raised RuntimeError: boom",
+    ),
+    "global_name": (
+        GOOD.replace('name="kraken"', 'name="reconnect"'),
+        "collides with the global key websocket.reconnect",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_plugin_is_reported_with_dist_and_skipped(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, expected = BROKEN[case]
+    root = fake_distribution(
+        tmp_path, f"broken-{case}", "0.9", {case: f"b_{case}"}, {f"b_{case}": source}
+    )
+    fake_distribution(
+        tmp_path, "foxtrot-kraken", "1.2.3", {"kraken": "fx_kraken"}, {"fx_kraken": GOOD}
+    )
+    monkeypatch.syspath_prepend(str(root))
+    host = host_from_path(root)
+    (problem,) = host.problems
+    assert problem.origin.distribution == f"broken-{case}"
+    assert problem.origin.version == "0.9"
+    assert expected in problem.error
+    assert f"broken-{case} 0.9" in str(problem)
+    # the good plugin beside it still loads
+    assert "kraken" in host.adapters
+    assert [p.origin.entry_point for p in host.plugins] == ["kraken"]
+
+
+def test_duplicate_name_reports_both_distributions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = fake_distribution(tmp_path, "a-kraken", "1.0", {"kraken_a": "ka"}, {"ka": GOOD})
+    fake_distribution(tmp_path, "b-kraken", "2.0", {"kraken_b": "kb"}, {"kb": GOOD})
+    monkeypatch.syspath_prepend(str(root))
+    host = host_from_path(root)
+    (problem,) = host.problems
+    assert problem.origin.distribution == "b-kraken"
+    assert "already registered by a-kraken 1.0" in problem.error
+    assert host.origins["adapter:kraken"].distribution == "a-kraken"
+
+
+def test_broken_plugin_enabled_by_settings_fails_startup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = fake_distribution(
+        tmp_path,
+        "foxtrot-kraken",
+        "1.2.3",
+        {"kraken": "fx_kraken"},
+        {"fx_kraken": "raise ImportError('no lib')\n"},
+    )
+    monkeypatch.syspath_prepend(str(root))
+    host = host_from_path(root)
+    assert len(host.problems) == 1
+    # not mentioned: reported, skipped, startup goes on
+    host.check_required(load(text="{}", schema=host.schema()).settings)
+    # mentioned by the settings: startup fails, naming the distribution and the cause
+    settings = load(text='{"websocket.enabled": true}', schema=host.schema()).settings
+    settings = type(settings)(settings.websocket, {}, {}, {"websocket.kraken.enabled": "file"})
+    with pytest.raises(PluginLoadError, match=r"foxtrot-kraken 1\.2\.3.*no lib"):
+        host.check_required(settings)
+    with pytest.raises(PluginLoadError):
+        host.check_required(load(text="{}", schema=host.schema()).settings, ["kraken"])
+
+
+def test_disabled_adapter_still_loads(host: PluginHost) -> None:
+    settings = load(
+        text='{"websocket.enabled": true, "websocket.binance.enabled": false}',
+        schema=host.schema(),
+    ).settings
+    host.check_required(settings)
+    assert "binance" in host.adapters
+
+
+def test_plugin_observer_that_raises_is_contained(host: PluginHost) -> None:
+    from foxtrot_stream.hookspecs import hookimpl
+    from foxtrot_stream.plugins import Origin
+    from foxtrot_stream.records import Failure
+
+    seen: list[Failure] = []
+
+    class Observer:
+        @hookimpl
+        def on_failure(self, failure: Failure) -> None:
+            seen.append(failure)
+
+    class Raiser:
+        @hookimpl
+        def on_failure(self, failure: Failure) -> None:
+            raise RuntimeError("observer bug")
+
+    local = PluginHost.discover()
+    local.register(Observer(), Origin("observer", "t", "test", "0"))
+    local.register(Raiser(), Origin("raiser", "t", "test", "0"))
+    errors = local.on_failure(Failure("binance", "websocket", "dropped", "test"))
+    assert len(seen) == 1
+    assert [str(e) for e in errors] == ["observer bug"]
