@@ -134,8 +134,8 @@ def test_broken_plugin_enabled_by_settings_fails_startup(
         tmp_path,
         "foxtrot-kraken",
         "1.2.3",
-        {"kraken": "fx_kraken"},
-        {"fx_kraken": "raise ImportError('no lib')\n"},
+        {"kraken": "fx_kraken_broken"},
+        {"fx_kraken_broken": "raise ImportError('no lib')\n"},
     )
     monkeypatch.syspath_prepend(str(root))
     host = host_from_path(root)

@@ -14,14 +14,18 @@ from foxtrot_stream.backoff import Backoff
 from foxtrot_stream.breaker import CircuitBreaker
 from foxtrot_stream.hookspecs import hookimpl
 from foxtrot_stream.records import (
+    Connection,
     ConnectionEvents,
+    ConnectionListener,
     ExchangeAdapter,
+    FeedContext,
     FrameHandler,
     PolicySpec,
     TickSink,
     TransportSpec,
 )
 from foxtrot_stream.settings import Settings
+from foxtrot_stream.websocket import WebSocketConnection
 
 
 def make_backoff(settings: Settings) -> Backoff:
@@ -66,6 +70,15 @@ def register_transports() -> list[TransportSpec]:
             description="aiohttp WebSocket streaming with heartbeat and no-data watchdog.",
         )
     ]
+
+
+@hookimpl
+def connect(
+    context: FeedContext, transport: str, symbols: Sequence[str], listener: ConnectionListener
+) -> Connection | None:
+    if transport != "websocket":
+        return None
+    return WebSocketConnection(context, symbols, listener)
 
 
 @hookimpl

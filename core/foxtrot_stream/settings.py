@@ -51,7 +51,7 @@ class ReconnectSettings:
         default=PositiveInt(50),
         metadata=_doc(
             "Consecutive failed WebSocket attempts after which the adapter stays on HTTP "
-            "polling (breaker state `exhausted`) until an operator resets it."
+            "polling (breaker state `EXHAUSTED`) until an operator resets it."
         ),
     )
     base_delay: PositiveFloat = attrs.field(
