@@ -1,0 +1,96 @@
+"""Per-symbol ordering: consumers never see a duplicate, or an older quote after a newer one.
+
+Streamed ticks carry the exchange's book update id and trade id; a tick is delivered only if
+``(seq, trade_id)`` is newer than the last delivered one. Polled quotes carry neither, so a
+polled quote is delivered only if no streamed tick for that symbol arrived after the poll was
+sent (it could be older than that tick), and only if it differs from the last delivered quote
+(an exact repeat says nothing new).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from foxtrot_stream.model import Tick
+
+_NONE = -1
+
+
+@attrs.define(slots=True)
+class _SymbolState:
+    seq: int = _NONE
+    trade_id: int = _NONE
+    streamed_ns: int = 0
+    """When the last streamed tick was delivered (ns since the epoch)."""
+    quote: tuple[float, float, float, float] | None = None
+
+
+@attrs.define(slots=True)
+class SequencerCounts:
+    delivered: int = 0
+    duplicate: int = 0
+    stale: int = 0
+
+
+class Sequencer:
+    """Filters ticks per symbol and calls `deliver` with the ones consumers may see."""
+
+    __slots__ = ("_deliver", "_states", "counts", "per_symbol")
+
+    def __init__(self, deliver: Callable[[Tick], None]) -> None:
+        self._deliver = deliver
+        self._states: dict[str, _SymbolState] = {}
+        self.counts = SequencerCounts()
+        self.per_symbol: dict[str, SequencerCounts] = {}
+
+    def _state(self, symbol: str) -> _SymbolState:
+        state = self._states.get(symbol)
+        if state is None:
+            state = self._states[symbol] = _SymbolState()
+            self.per_symbol[symbol] = SequencerCounts()
+        return state
+
+    def streamed(self, tick: Tick) -> None:
+        """A tick with an exchange sequence (WebSocket)."""
+        state = self._states.get(tick.symbol) or self._state(tick.symbol)
+        seq = tick.seq if tick.seq is not None else _NONE
+        trade_id = tick.trade_id if tick.trade_id is not None else _NONE
+        if seq < state.seq or (seq == state.seq and trade_id <= state.trade_id):
+            self._drop(tick.symbol, duplicate=seq == state.seq and trade_id == state.trade_id)
+            return
+        state.seq = seq
+        state.trade_id = trade_id
+        state.streamed_ns = tick.received_ts
+        state.quote = (tick.bid, tick.bid_qty, tick.ask, tick.ask_qty)
+        self.counts.delivered += 1
+        self._deliver(tick)
+
+    def polled(self, tick: Tick, requested_ns: int) -> None:
+        """A quote without sequence (REST), from a request sent at `requested_ns`."""
+        state = self._state(tick.symbol)
+        if state.streamed_ns >= requested_ns:
+            self._drop(tick.symbol, duplicate=False)
+            return
+        quote = (tick.bid, tick.bid_qty, tick.ask, tick.ask_qty)
+        if quote == state.quote:
+            self._drop(tick.symbol, duplicate=True)
+            return
+        state.quote = quote
+        self.counts.delivered += 1
+        self._deliver(tick)
+
+    def _drop(self, symbol: str, *, duplicate: bool) -> None:
+        per = self.per_symbol[symbol]
+        if duplicate:
+            self.counts.duplicate += 1
+            per.duplicate += 1
+        else:
+            self.counts.stale += 1
+            per.stale += 1
+
+    def forget(self, symbol: str) -> None:
+        """Drop a symbol's state (unsubscribed); a later subscribe starts fresh."""
+        self._states.pop(symbol, None)
+        self.per_symbol.pop(symbol, None)

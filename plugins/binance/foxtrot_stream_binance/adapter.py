@@ -1,0 +1,337 @@
+"""The Binance Spot adapter: stream names, control messages, frame decoding, REST polling.
+
+Quotes come from `<symbol>@bookTicker` (real time, carries the book update id `u` but no
+event time) and last price/trade time from `<symbol>@trade` (real time, carries `E`/`T`).
+`@trade` is preferred to `@aggTrade` because it is equally real-time and its ids are the
+exchange's trade ids; `@ticker` would add `E` but only once per second.
+
+Both streams update one merged quote per symbol, kept by the adapter (not per connection) so
+that the overlap of a rotation, where two connections deliver the same frames, is harmless:
+the merged state only moves forward, and the feed's sequencer drops what is not newer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import attrs
+import orjson
+from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.records import (
+    ConnectionEvents,
+    ConnectionLimits,
+    FrameHandler,
+    PollError,
+    PollResult,
+    SymbolCheck,
+    TickSink,
+)
+
+from foxtrot_stream_binance.settings import BinanceSettings
+
+NAME = "binance"
+DISPLAY = "BinanceAdapter"
+LIMITS = ConnectionLimits(
+    max_streams=1024,
+    max_control_messages_per_second=5.0,
+    max_lifetime=24 * 3600.0,
+    max_streams_per_message=200,
+)
+#: Streams put in a combined-stream URL; the rest are subscribed by message (keeps URLs short).
+URL_STREAMS = 100
+#: How long an `exchangeInfo` answer is trusted before it is fetched again.
+EXCHANGE_INFO_TTL = 3600.0
+
+log = logging.getLogger(DISPLAY)
+error_log = logging.getLogger(f"{DISPLAY}Error")
+
+
+@attrs.define(slots=True)
+class _Quote:
+    """Merged bookTicker + trade state of one symbol. Mutable, private to the adapter."""
+
+    u: int = -1
+    bid: float = 0.0
+    bid_qty: float = 0.0
+    ask: float = 0.0
+    ask_qty: float = 0.0
+    last: float | None = None
+    trade_id: int | None = None
+    trade_ts: int | None = None
+
+
+class BinanceAdapter:
+    name = NAME
+    display_name = DISPLAY
+    limits = LIMITS
+
+    def __init__(self, settings: BinanceSettings | None = None) -> None:
+        self.settings = settings or BinanceSettings()
+        self._quotes: dict[str, _Quote] = {}
+        self._listed: dict[str, str] | None = None  # symbol → status
+        self._listed_at = 0.0
+
+    # --- streams and control messages ------------------------------------------------------
+
+    def streams_for(self, symbol: str) -> tuple[str, ...]:
+        s = symbol.lower()
+        return (f"{s}@bookTicker", f"{s}@trade")
+
+    def open_url(self, streams: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+        head, rest = streams[:URL_STREAMS], tuple(streams[URL_STREAMS:])
+        if not head:
+            return f"{self.settings.ws_url}/stream", rest
+        return f"{self.settings.ws_url}/stream?streams={'/'.join(head)}", rest
+
+    def control_message(self, method: str, streams: Sequence[str], request_id: int) -> str:
+        return orjson.dumps({"method": method, "params": list(streams), "id": request_id}).decode()
+
+    # --- decoding ----------------------------------------------------------------------------
+
+    def make_handler(self, sink: TickSink, events: ConnectionEvents) -> FrameHandler:
+        quotes = self._quotes
+        loads = orjson.loads
+        ws = TransportKind.WEBSOCKET
+
+        def emit(symbol: str, q: _Quote, received_ns: int, exchange_ts: int | None) -> None:
+            sink(
+                Tick(
+                    NAME,
+                    symbol,
+                    q.bid,
+                    q.bid_qty,
+                    q.ask,
+                    q.ask_qty,
+                    q.last,
+                    q.u,
+                    q.trade_id,
+                    exchange_ts,
+                    received_ns,
+                    ws,
+                )
+            )
+
+        def book(d: dict[str, Any], received_ns: int) -> None:
+            symbol = d["s"]
+            u = d["u"]
+            bid, bid_qty = float(d["b"]), float(d["B"])
+            ask, ask_qty = float(d["a"]), float(d["A"])
+            if type(u) is not int or type(symbol) is not str:
+                raise TypeError("u must be an integer and s a string")
+            q = quotes.get(symbol)
+            if q is None:
+                q = quotes[symbol] = _Quote()
+            if u > q.u:
+                q.u, q.bid, q.bid_qty, q.ask, q.ask_qty = u, bid, bid_qty, ask, ask_qty
+            emit(symbol, q, received_ns, None)
+
+        def trade(d: dict[str, Any], received_ns: int) -> None:
+            symbol = d["s"]
+            t = d["t"]
+            price = float(d["p"])
+            event_ts = d["E"]
+            if type(t) is not int or type(event_ts) is not int or type(symbol) is not str:
+                raise TypeError("t and E must be integers and s a string")
+            q = quotes.get(symbol)
+            if q is None:
+                q = quotes[symbol] = _Quote()
+            if q.trade_id is None or t > q.trade_id:
+                q.last, q.trade_id, q.trade_ts = price, t, d["T"]
+            if q.u >= 0:  # no tick until the book is known: a tick always has bid and ask
+                emit(symbol, q, received_ns, event_ts)
+
+        def handler(frame: str | bytes, received_ns: int) -> None:
+            try:
+                msg = loads(frame)
+                data = msg.get("data") if "stream" in msg else msg
+                if type(data) is not dict:
+                    raise TypeError("payload is not an object")
+                if "u" in data and "b" in data:
+                    book(data, received_ns)
+                elif data.get("e") == "trade":
+                    trade(data, received_ns)
+                else:
+                    other(msg, data, frame)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                events.malformed(f"{type(exc).__name__}: {exc}", frame)
+
+        def other(msg: dict[str, Any], data: dict[str, Any], frame: str | bytes) -> None:
+            if "id" in msg and ("result" in msg or "error" in msg or "code" in msg):
+                events.control_response(msg["id"], _control_error(msg))
+            elif data.get("e") == "serverShutdown":
+                events.server_shutdown()
+            else:
+                events.malformed("unexpected message", frame)
+
+        return handler
+
+    # --- REST --------------------------------------------------------------------------------
+
+    def _rest(self, path: str) -> str:
+        return f"{self.settings.rest_url}{path}"
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.settings.request_timeout)
+
+    async def listed(
+        self, session: aiohttp.ClientSession, *, refresh: bool = False
+    ) -> dict[str, str]:
+        """symbol → status from `exchangeInfo`, cached for an hour."""
+        now = time.monotonic()
+        if self._listed is not None and not refresh and now - self._listed_at < EXCHANGE_INFO_TTL:
+            return self._listed
+        try:
+            async with session.get(
+                self._rest("/api/v3/exchangeInfo"), timeout=self._timeout()
+            ) as resp:
+                if resp.status != 200:
+                    raise PollError(f"exchangeInfo answered HTTP {resp.status}")
+                body = orjson.loads(await resp.read())
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise PollError(f"exchangeInfo failed: {type(exc).__name__}: {exc}") from exc
+        self._listed = {s["symbol"]: s.get("status", "TRADING") for s in body.get("symbols", [])}
+        self._listed_at = now
+        return self._listed
+
+    async def validate_symbols(
+        self, session: aiohttp.ClientSession, symbols: Sequence[str]
+    ) -> SymbolCheck:
+        listed = await self.listed(session)
+        valid: list[str] = []
+        invalid: dict[str, str] = {}
+        for s in symbols:
+            status = listed.get(s)
+            if status is None:
+                invalid[s] = f"{s} is not listed on Binance (exchangeInfo)"
+            elif status != "TRADING":
+                invalid[s] = f"{s} is not trading on Binance (status {status})"
+            else:
+                valid.append(s)
+        return SymbolCheck(tuple(valid), invalid)
+
+    async def poll(self, session: aiohttp.ClientSession, symbols: Sequence[str]) -> PollResult:
+        if not symbols:
+            return PollResult(())
+        requested_ns = time.time_ns()
+        result = await self._book_tickers(session, symbols, requested_ns)
+        if result.invalid and not result.ticks:
+            # One bad symbol fails the whole batch (-1121): find which, then poll the rest.
+            invalid = await self._find_invalid(session, symbols)
+            good = [s for s in symbols if s not in invalid]
+            result = await self._book_tickers(session, good, requested_ns) if good else result
+            result = attrs.evolve(result, invalid={**invalid, **result.invalid})
+        return result
+
+    async def _book_tickers(
+        self, session: aiohttp.ClientSession, symbols: Sequence[str], requested_ns: int
+    ) -> PollResult:
+        if len(symbols) == 1:
+            params = {"symbol": symbols[0]}
+        else:
+            params = {"symbols": orjson.dumps(list(symbols)).decode()}
+        try:
+            async with session.get(
+                self._rest("/api/v3/ticker/bookTicker"), params=params, timeout=self._timeout()
+            ) as resp:
+                weight = _used_weight(resp.headers)
+                payload = await resp.read()
+                status = resp.status
+                retry_after = _retry_after(resp.headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PollError(f"bookTicker request failed: {type(exc).__name__}: {exc}") from exc
+        if status in (429, 418):
+            return PollResult(
+                (),
+                retry_after=retry_after or 60.0,
+                banned=status == 418,
+                used_weight=weight,
+                requested_ns=requested_ns,
+            )
+        if status >= 500 or status == 403:
+            raise PollError(f"bookTicker answered HTTP {status}")
+        try:
+            body = orjson.loads(payload)
+        except ValueError as exc:
+            raise PollError(f"bookTicker answered malformed JSON: {exc}") from exc
+        if status != 200:
+            code = body.get("code") if isinstance(body, dict) else None
+            msg = body.get("msg") if isinstance(body, dict) else str(body)
+            if code == -1121:
+                invalid = {s: f"Binance refused {s}: {msg}" for s in symbols}
+                return PollResult(
+                    (), invalid=invalid, used_weight=weight, requested_ns=requested_ns
+                )
+            raise PollError(f"bookTicker answered HTTP {status}: {code} {msg}")
+        received_ns = time.time_ns()
+        rows = body if isinstance(body, list) else [body]
+        ticks = []
+        for row in rows:
+            try:
+                ticks.append(
+                    Tick(
+                        NAME,
+                        row["symbol"],
+                        float(row["bidPrice"]),
+                        float(row["bidQty"]),
+                        float(row["askPrice"]),
+                        float(row["askQty"]),
+                        None,
+                        None,
+                        None,
+                        None,
+                        received_ns,
+                        TransportKind.HTTP,
+                    )
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                error_log.warning("malformed bookTicker row %r: %s", row, exc)
+        return PollResult(tuple(ticks), used_weight=weight, requested_ns=requested_ns)
+
+    async def _find_invalid(
+        self, session: aiohttp.ClientSession, symbols: Sequence[str]
+    ) -> dict[str, str]:
+        try:
+            listed = await self.listed(session, refresh=True)
+        except PollError:
+            listed = {}
+        invalid = {
+            s: f"{s} is not listed on Binance (exchangeInfo)" for s in symbols if s not in listed
+        }
+        if invalid or not listed:
+            return invalid
+        for s in symbols:  # exchangeInfo knows them all, yet the batch failed: ask one by one
+            single = await self._book_tickers(session, [s], time.time_ns())
+            invalid.update(single.invalid)
+        return invalid
+
+
+def _control_error(msg: dict[str, Any]) -> str | None:
+    """The error of a control response in either form Binance uses, None on success."""
+    err = msg.get("error")
+    if isinstance(err, dict):
+        return f"code {err.get('code')}: {err.get('msg')}"
+    if err is not None:
+        return str(err)
+    if "code" in msg:  # the flat form of the documentation
+        return f"code {msg.get('code')}: {msg.get('msg')}"
+    return None
+
+
+def _used_weight(headers: Any) -> int | None:
+    value = headers.get("X-MBX-USED-WEIGHT-1M") or headers.get("x-mbx-used-weight-1m")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,160 @@
+"""Golden frames from the field lists of Binance's documentation decode to the expected ticks."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream_binance.adapter import BinanceAdapter
+
+# The documentation's own examples (web-socket-streams.md), as sent on a raw /ws/ stream.
+BOOK = b'{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}'  # noqa: E501
+TRADE = b'{"e":"trade","E":1672515782136,"s":"BNBUSDT","t":12345,"p":"25.36000000","q":"100","T":1672515782134,"m":true,"M":true}'  # noqa: E501
+
+
+class Events:
+    def __init__(self) -> None:
+        self.responses: list[tuple[int, str | None]] = []
+        self.malformed_frames: list[tuple[str, str | bytes]] = []
+        self.shutdowns = 0
+
+    def control_response(self, request_id: int, error: str | None) -> None:
+        self.responses.append((request_id, error))
+
+    def malformed(self, reason: str, frame: str | bytes) -> None:
+        self.malformed_frames.append((reason, frame))
+
+    def server_shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+@pytest.fixture
+def decode() -> tuple[list[Tick], Events, object]:
+    ticks: list[Tick] = []
+    events = Events()
+    handler = BinanceAdapter().make_handler(ticks.append, events)
+    return ticks, events, handler
+
+
+def combined(stream: str, payload: bytes) -> bytes:
+    return b'{"stream":"' + stream.encode() + b'","data":' + payload + b"}"
+
+
+def test_book_ticker(decode) -> None:  # type: ignore[no-untyped-def]
+    ticks, events, handler = decode
+    handler(BOOK, 123)
+    assert ticks == [
+        Tick(
+            "binance",
+            "BNBUSDT",
+            25.3519,
+            31.21,
+            25.3652,
+            40.66,
+            None,
+            400900217,
+            None,
+            None,
+            123,
+            TransportKind.WEBSOCKET,
+        )
+    ]
+    assert events.malformed_frames == []
+
+
+def test_trade_after_book_carries_last_and_event_time(decode) -> None:  # type: ignore[no-untyped-def]
+    ticks, _events, handler = decode
+    handler(combined("bnbusdt@bookTicker", BOOK), 1)
+    handler(combined("bnbusdt@trade", TRADE), 2)
+    assert len(ticks) == 2
+    t = ticks[1]
+    assert (t.bid, t.ask, t.last, t.seq, t.trade_id, t.exchange_ts, t.received_ts) == (
+        25.3519,
+        25.3652,
+        25.36,
+        400900217,
+        12345,
+        1672515782136,
+        2,
+    )
+
+
+def test_trade_before_any_book_gives_no_tick_until_the_book(decode) -> None:  # type: ignore[no-untyped-def]
+    ticks, events, handler = decode
+    handler(TRADE, 1)
+    assert ticks == []
+    handler(BOOK, 2)
+    assert ticks[0].last == 25.36
+    assert events.malformed_frames == []
+
+
+def test_replayed_book_never_moves_state_backwards(decode) -> None:  # type: ignore[no-untyped-def]
+    ticks, _e, handler = decode
+    newer = BOOK.replace(b"400900217", b"400900218").replace(b"25.35190000", b"25.40000000")
+    handler(newer, 1)
+    handler(BOOK, 2)  # an older frame, e.g. from the other connection during a rotation
+    assert ticks[-1].seq == 400900218
+    assert ticks[-1].bid == 25.4
+
+
+def test_control_responses_both_forms(decode) -> None:  # type: ignore[no-untyped-def]
+    _t, events, handler = decode
+    handler('{"result":null,"id":1}', 0)
+    handler('{"result":["btcusdt@trade"],"id":3}', 0)
+    handler('{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":7}', 0)
+    handler('{"code":2,"msg":"Invalid request: unknown variant","id":8}', 0)
+    assert events.responses == [
+        (1, None),
+        (3, None),
+        (7, "code 2: Invalid request: invalid stream"),
+        (8, "code 2: Invalid request: unknown variant"),
+    ]
+
+
+def test_server_shutdown_raw_and_combined(decode) -> None:  # type: ignore[no-untyped-def]
+    _t, events, handler = decode
+    handler('{"e":"serverShutdown","E":1700000000000}', 0)
+    handler('{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1700000000000}}', 0)
+    assert events.shutdowns == 2
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"not json",
+        b"[1,2,3]",
+        b"42",
+        b'{"stream":"bnbusdt@bookTicker"}',
+        b'{"stream":"bnbusdt@bookTicker","data":[1]}',
+        BOOK.replace(b'"25.35190000"', b'"abc"'),
+        BOOK.replace(b"400900217", b'"400900217"'),
+        BOOK.replace(b'"s":"BNBUSDT",', b""),
+        TRADE.replace(b'"t":12345', b'"t":"x"'),
+        TRADE.replace(b'"p":"25.36000000",', b""),
+        b'{"e":"kline","s":"BNBUSDT"}',
+        b'{"stream":"bnbusdt@unknown","data":{"x":1}}',
+        b"",
+    ],
+)
+def test_malformed_frames_are_reported_never_raised(decode, frame: bytes) -> None:  # type: ignore[no-untyped-def]
+    ticks, events, handler = decode
+    handler(frame, 0)
+    assert ticks == []
+    assert len(events.malformed_frames) == 1
+    assert events.malformed_frames[0][1] == frame
+    handler(BOOK, 1)  # and the stream goes on
+    assert len(ticks) == 1
+
+
+def test_streams_urls_and_control_messages() -> None:
+    a = BinanceAdapter()
+    assert a.streams_for("BTCUSDT") == ("btcusdt@bookTicker", "btcusdt@trade")
+    url, rest = a.open_url(["btcusdt@bookTicker", "btcusdt@trade"])
+    assert url == "wss://stream.binance.com:9443/stream?streams=btcusdt@bookTicker/btcusdt@trade"
+    assert rest == ()
+    many = [f"s{i}usdt@trade" for i in range(250)]
+    url, rest = a.open_url(many)
+    assert url.count("@trade") == 100
+    assert rest == tuple(many[100:])
+    msg = orjson.loads(a.control_message("SUBSCRIBE", ["btcusdt@trade"], 7))
+    assert msg == {"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 7}
