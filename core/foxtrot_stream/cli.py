@@ -7,13 +7,14 @@ a needed plugin that cannot load (a message, never a traceback).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from foxtrot_stream import __version__
+from foxtrot_stream import __version__, runner
 from foxtrot_stream.plugins import PluginHost, PluginLoadError
 from foxtrot_stream.settings import Loaded, SettingsError, effective, load, settings_path
 
@@ -49,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("file", nargs="?")
     c.add_argument("--json", action="store_true", help="print as a JSON object")
 
+    r = sub.add_parser("run", help="stream symbols (the main job)")
+    r.add_argument("--config", help="settings file (default: $FOXTROT_SETTINGS or vt_setting.json)")
+    r.add_argument("--adapter", default="binance", help="adapter to stream from (default binance)")
+    r.add_argument("--symbols", nargs="+", metavar="S", help="symbols (default: the settings')")
+    r.add_argument("--duration", type=_positive, help="stop after this many seconds")
+    r.add_argument("--format", choices=("table", "jsonl"), default="table", dest="fmt")
+
     sim = sub.add_parser(
         "simulate",
         help="run an exchange simulator on 127.0.0.1 (e.g. `simulate binance --port 9443`)",
@@ -57,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("adapter")
     sim.add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -132,6 +150,32 @@ def cmd_config_show(host: PluginHost, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
+    loaded = _load(host, args.config)
+    _print_problems(loaded)
+    settings = loaded.settings
+    if args.adapter not in host.adapters:
+        installed = ", ".join(sorted(host.adapters)) or "none"
+        print(
+            f"foxtrot-stream: --adapter {args.adapter}: not installed (installed: {installed})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    host.check_required(settings, [args.adapter])
+    symbols = [s.upper() for s in args.symbols] if args.symbols else []
+    symbols = symbols or list(settings.adapter(args.adapter).symbols)
+    if not symbols:
+        print(
+            f"foxtrot-stream: no symbols to stream: pass --symbols BTCUSDT ETHUSDT, or set "
+            f'"websocket.{args.adapter}.symbols" in {settings_path(args.config)}',
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return asyncio.run(
+        runner.run(host, settings, args.adapter, symbols, duration=args.duration, fmt=args.fmt)
+    )
+
+
 def cmd_simulate(host: PluginHost, args: argparse.Namespace) -> int:
     spec = host.adapters.get(args.adapter)
     if spec is None or spec.simulator is None:
@@ -151,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     host = PluginHost.discover()
     commands = {
         "plugins": cmd_plugins,
+        "run": cmd_run,
         "simulate": cmd_simulate,
     }
     try:

@@ -1,0 +1,265 @@
+"""The built-in WebSocket transport (aiohttp), returned by the core's `connect` hookimpl.
+
+One connection carries one shard's symbols. It never stalls silently: it pings every
+heartbeat interval and fails when a pong does not come back before the next ping, and it fails
+when no frame at all has arrived for twice the interval. Every frame it sends (pings, pongs,
+control messages) goes through a sliding one-second window sized below the exchange's limit on
+incoming messages, so a burst of subscriptions can never get the connection dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import aiohttp
+
+from foxtrot_stream.model import Tick
+from foxtrot_stream.records import ConnectionListener, FeedContext, TransportFailure
+
+#: Minimum seconds between our pings, whatever the heartbeat setting: pings count against the
+#: exchange's incoming-message limit.
+MIN_PING_INTERVAL = 1.0
+#: Window over which the send budget is counted; a little over a second, so that clock skew
+#: between us and the exchange cannot put one message too many into its one-second window.
+SEND_WINDOW = 1.1
+
+
+class SendWindow:
+    """At most `limit` sends in any `period` seconds (a sliding window, not a token bucket,
+    whose burst could put 2× the limit into one second)."""
+
+    def __init__(
+        self, limit: int, period: float = SEND_WINDOW, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = max(1, limit)
+        self.period = period
+        self._clock = clock
+        self._sent: deque[float] = deque()
+
+    def delay(self) -> float:
+        """Seconds to wait before the next send is allowed (0 if allowed now)."""
+        now = self._clock()
+        while self._sent and self._sent[0] <= now - self.period:
+            self._sent.popleft()
+        if len(self._sent) < self.limit:
+            return 0.0
+        return self._sent[0] + self.period - now
+
+    def record(self) -> None:
+        self._sent.append(self._clock())
+
+    async def acquire(self) -> None:
+        while (wait := self.delay()) > 0:  # noqa: ASYNC110 - a deadline, not a condition
+            await asyncio.sleep(wait)
+        self.record()
+
+
+class WebSocketConnection:
+    """One WebSocket connection for one shard of a feed's symbols."""
+
+    def __init__(
+        self, context: FeedContext, symbols: Sequence[str], listener: ConnectionListener
+    ) -> None:
+        self.context = context
+        self.adapter = context.adapter
+        self.listener = listener
+        self.symbols = tuple(symbols)
+        interval = context.settings.websocket.heartbeat.interval
+        self.interval = interval
+        self.ping_interval = max(interval, MIN_PING_INTERVAL)
+        self.connect_timeout = max(1.0, min(10.0, 2 * interval))
+        limit = int(self.adapter.limits.max_control_messages_per_second)
+        # one message per second is left for our pongs to the exchange's pings
+        self.window = SendWindow(limit - 1)
+        self.frames = 0
+        self.got_data = False
+        self.opened_at: float | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._failure: TransportFailure | None = None
+        self._closing = False
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[str, tuple[str, ...]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._deliver = context.sink
+        self._sink: Callable[[Tick], None] = self._first_sink
+        self._pong_seen = True
+
+    # --- the connection's own frame-handler callbacks (ConnectionEvents) ---------------------
+
+    def control_response(self, request_id: int, error: str | None) -> None:
+        method, streams = self._pending.pop(request_id, ("", ()))
+        if error is not None:
+            self.listener.rejected(streams, f"{method or 'request'} {request_id}: {error}")
+
+    def malformed(self, reason: str, frame: str | bytes) -> None:
+        self.listener.malformed(reason, frame)
+
+    def server_shutdown(self) -> None:
+        self.listener.server_shutdown()
+
+    def _first_sink(self, tick: Tick) -> None:
+        # Only until the first tick: then the handler's sink is swapped for the feed's own.
+        self.got_data = True
+        self._sink = self._deliver
+        self.listener.first_data()
+        self._deliver(tick)
+
+    def _sink_proxy(self, tick: Tick) -> None:
+        self._sink(tick)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        streams = [s for sym in self.symbols for s in self.adapter.streams_for(sym)]
+        url, rest = self.adapter.open_url(streams)
+        ws = await self._open(url)
+        self._ws = ws
+        self.opened_at = time.monotonic()
+        self.listener.opened()
+        handler = self.context.handler_for(self._sink_proxy, self)
+        self._spawn(self._heartbeat(ws))
+        if rest:
+            self._spawn(self._send_control("SUBSCRIBE", rest))
+        try:
+            await self._read(ws, handler)
+        finally:
+            await self._shutdown(ws)
+
+    async def _open(self, url: str) -> aiohttp.ClientWebSocketResponse:
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                return await self.context.session.ws_connect(
+                    url,
+                    autoping=False,
+                    autoclose=True,
+                    max_msg_size=16 * 1024 * 1024,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                    ssl=True,  # always verify certificates on wss://
+                )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise TransportFailure("connect_failed", f"upgrade refused: HTTP {exc.status}") from exc
+        except TimeoutError as exc:
+            raise TransportFailure(
+                "connect_timeout", f"no handshake within {self.connect_timeout:g}s"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportFailure("connect_failed", f"{type(exc).__name__}: {exc}") from exc
+
+    async def _read(
+        self, ws: aiohttp.ClientWebSocketResponse, handler: Callable[[str | bytes, int], None]
+    ) -> None:
+        text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
+        now_ns = time.time_ns
+        receive = ws.receive
+        while True:
+            msg = await receive()
+            kind = msg.type
+            if kind is text or kind is binary:
+                self.frames += 1
+                handler(msg.data, now_ns())
+            elif kind is aiohttp.WSMsgType.PING:
+                # pongs use the one message per second the send window leaves free
+                await ws.pong(msg.data)
+            elif kind is aiohttp.WSMsgType.PONG:
+                self._pong_seen = True
+            elif self._failure is not None:
+                raise self._failure
+            elif self._closing:
+                return
+            elif kind is aiohttp.WSMsgType.ERROR:
+                raise TransportFailure("dropped", f"connection error: {ws.exception()}")
+            else:  # CLOSE / CLOSING / CLOSED
+                code = ws.close_code
+                raise TransportFailure("dropped", f"closed by the exchange (code {code})")
+
+    async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Ping every interval; fail on a missing pong or on 2× the interval without data."""
+        frames_seen = self.frames
+        quiet_since = time.monotonic()
+        self._pong_seen = True
+        last_ping = time.monotonic()
+        step = min(self.interval, self.ping_interval) / 2
+        while not ws.closed:
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            if self.frames != frames_seen:
+                frames_seen = self.frames
+                quiet_since = now
+            elif now - quiet_since >= 2 * self.interval:
+                await self._fail("no_data", f"no data for {now - quiet_since:.1f}s")
+                return
+            if now - last_ping >= self.ping_interval:
+                if not self._pong_seen:
+                    await self._fail(
+                        "pong_timeout", f"no pong within {now - last_ping:.1f}s of our ping"
+                    )
+                    return
+                self._pong_seen = False
+                last_ping = now
+                await self.window.acquire()
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.ping(os.urandom(4))
+
+    async def _fail(self, kind: str, detail: str) -> None:
+        self._failure = TransportFailure(kind, detail)
+        if self._ws is not None:
+            await self._ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=kind.encode())
+
+    async def _send_control(self, method: str, streams: Sequence[str]) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            return
+        allocated: list[int] = []
+
+        def next_id() -> int:
+            allocated.append(next(self._ids))
+            return allocated[-1]
+
+        messages = self.context.messages_for(method, streams, next_id)
+        for request_id in allocated:
+            self._pending[request_id] = (method, tuple(streams))
+        for message in messages:
+            await self.window.acquire()
+            if ws.closed:
+                return
+            await ws.send_str(message)
+
+    async def subscribe(self, symbols: Sequence[str]) -> None:
+        new = [s for s in symbols if s not in self.symbols]
+        self.symbols += tuple(new)
+        streams = [st for sym in new for st in self.adapter.streams_for(sym)]
+        if streams:
+            await self._send_control("SUBSCRIBE", streams)
+
+    async def unsubscribe(self, symbols: Sequence[str]) -> None:
+        gone = set(symbols)
+        self.symbols = tuple(s for s in self.symbols if s not in gone)
+        streams = [st for sym in symbols for st in self.adapter.streams_for(sym)]
+        if streams:
+            await self._send_control("UNSUBSCRIBE", streams)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close()
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _shutdown(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if not ws.closed:
+            await ws.close()
