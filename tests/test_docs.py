@@ -24,3 +24,23 @@ def test_configuration_reference_matches_settings(schema: SettingsSchema) -> Non
     for key, (type_, default, doc) in actual.items():
         assert documented[key][:2] == (type_, default), key
         assert doc and documented[key][2] == doc, key
+
+
+def test_every_hook_is_documented_with_its_exact_signature() -> None:
+    import inspect
+
+    from foxtrot_stream import hookspecs
+
+    text = (DOC.parent / "plugins.md").read_text(encoding="utf-8")
+    specs = [
+        (name, f)
+        for name, f in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(f, "foxtrot_stream_spec")
+    ]
+    assert len(specs) == 8
+    for name, f in specs:
+        signature = str(inspect.signature(f)).replace("'", "")
+        assert f"def {name}{signature}" in text, name
+        doc = f.__doc__ or ""
+        for part in ("Called", "Return", "On raise"):
+            assert part.lower() in doc.lower(), (name, part)
