@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from foxtrot_stream import __version__, runner
+from foxtrot_stream import __version__, demo, runner
 from foxtrot_stream.plugins import PluginHost, PluginLoadError
 from foxtrot_stream.settings import Loaded, SettingsError, effective, load, settings_path
 
@@ -56,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--symbols", nargs="+", metavar="S", help="symbols (default: the settings')")
     r.add_argument("--duration", type=_positive, help="stop after this many seconds")
     r.add_argument("--format", choices=("table", "jsonl"), default="table", dest="fmt")
+
+    d = sub.add_parser(
+        "demo",
+        help="the guide's configuration against the bundled simulator, with a scripted outage",
+    )
+    d.add_argument("--adapter", default="binance")
+    d.add_argument("--duration", type=_positive, default=60.0, help="seconds (default 60)")
+    d.add_argument(
+        "--format",
+        choices=("table", "log"),
+        dest="fmt",
+        help="live table (default on a terminal) or plain lines",
+    )
 
     sim = sub.add_parser(
         "simulate",
@@ -176,6 +189,13 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
     )
 
 
+def cmd_demo(host: PluginHost, args: argparse.Namespace) -> int:
+    table = args.fmt == "table" or (args.fmt is None and sys.stdout.isatty())
+    return asyncio.run(
+        demo.run_demo(host, adapter=args.adapter, duration=args.duration, table=table)
+    )
+
+
 def cmd_simulate(host: PluginHost, args: argparse.Namespace) -> int:
     spec = host.adapters.get(args.adapter)
     if spec is None or spec.simulator is None:
@@ -186,7 +206,7 @@ def cmd_simulate(host: PluginHost, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    return spec.simulator(list(args.args))
+    return spec.simulator.main(list(args.args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "plugins": cmd_plugins,
         "run": cmd_run,
+        "demo": cmd_demo,
         "simulate": cmd_simulate,
     }
     try:

@@ -350,7 +350,7 @@ class Feed:
                     continue
                 probe = True
                 self.ws_log.info(
-                    "Reconnecting... (probe, attempt %d) after %gs open",
+                    "Reconnecting... (probe, attempt %d, after %gs open)",
                     shard.backoff.attempts + 1,
                     self.settings.websocket.circuit_breaker.recovery_timeout,
                 )

@@ -6,7 +6,7 @@ Registration hooks return the records below (frozen attrs). Where a record came 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -44,6 +44,30 @@ class ConnectionLimits:
     """Streams per SUBSCRIBE/UNSUBSCRIBE request (keeps each request well-formed and small)."""
 
 
+class SimulatedExchange(Protocol):
+    """A running local simulator of an exchange (for `demo`, tests and plugin authors)."""
+
+    def settings(self) -> dict[str, Any]:
+        """vt_setting.json keys that point the adapter at this simulator."""
+        ...
+
+    def outage(self, seconds: float) -> None:
+        """Script an outage: drop every connection and refuse new ones for `seconds`."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+@attrs.frozen
+class SimulatorSpec:
+    """How to run an adapter's simulator: from the command line, or in-process."""
+
+    main: Callable[[list[str]], int]
+    """`foxtrot-stream simulate <adapter> ARGS…`."""
+    start: Callable[[Sequence[str], float], Awaitable[SimulatedExchange]]
+    """Start one on 127.0.0.1 for (symbols, updates per second per symbol)."""
+
+
 @attrs.frozen
 class AdapterSpec:
     """An exchange adapter: what `register_adapters` returns.
@@ -59,8 +83,8 @@ class AdapterSpec:
     settings_cls: type[Any] | None
     factory: Callable[[Any], ExchangeAdapter]
     description: str = ""
-    simulator: Callable[[list[str]], int] | None = None
-    """Entry of a local exchange simulator: `foxtrot-stream simulate <name> ARGS…` calls it."""
+    simulator: SimulatorSpec | None = None
+    """A local simulator of the exchange: `foxtrot-stream simulate <name>` and `demo` use it."""
 
 
 @attrs.frozen

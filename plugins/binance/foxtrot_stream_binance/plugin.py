@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from foxtrot_stream.hookspecs import hookimpl
-from foxtrot_stream.records import AdapterSpec, ExchangeAdapter
+from foxtrot_stream.records import AdapterSpec, ExchangeAdapter, SimulatedExchange, SimulatorSpec
 
 from foxtrot_stream_binance.settings import BinanceSettings
+
+
+def _simulate(argv: list[str]) -> int:
+    from foxtrot_stream_binance.simulator.cli import main
+
+    return main(argv)
+
+
+async def _start_simulator(symbols: Sequence[str], rate: float) -> SimulatedExchange:
+    from foxtrot_stream_binance.simulator import start_simulator
+
+    return await start_simulator(symbols, rate)
 
 
 def _build(settings: Any) -> ExchangeAdapter:
@@ -25,5 +38,6 @@ def register_adapters() -> list[AdapterSpec]:
             settings_cls=BinanceSettings,
             factory=_build,
             description="Binance Spot: bookTicker + trade streams, REST bookTicker polling.",
+            simulator=SimulatorSpec(main=_simulate, start=_start_simulator),
         )
     ]
