@@ -175,8 +175,10 @@ class WebSocketConnection:
             elif kind is aiohttp.WSMsgType.ERROR:
                 raise TransportFailure("dropped", f"connection error: {ws.exception()}")
             else:  # CLOSE / CLOSING / CLOSED
-                code = ws.close_code
-                raise TransportFailure("dropped", f"closed by the exchange (code {code})")
+                reason = f", {msg.extra}" if kind is aiohttp.WSMsgType.CLOSE and msg.extra else ""
+                raise TransportFailure(
+                    "dropped", f"closed by the exchange (code {ws.close_code}{reason})"
+                )
 
     async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """Ping every interval; fail on a missing pong or on 2× the interval without data."""

@@ -67,10 +67,10 @@ class _Quote:
 class BinanceAdapter:
     name = NAME
     display_name = DISPLAY
-    limits = LIMITS
 
     def __init__(self, settings: BinanceSettings | None = None) -> None:
         self.settings = settings or BinanceSettings()
+        self.limits = attrs.evolve(LIMITS, max_lifetime=self.settings.connection_lifetime)
         self._quotes: dict[str, _Quote] = {}
         self._listed: dict[str, str] | None = None  # symbol → status
         self._listed_at = 0.0

@@ -18,6 +18,13 @@ class BinanceSettings:
         default=HttpUrl("https://api.binance.com"),
         metadata={"doc": "Binance Spot REST endpoint, used for HTTP polling and exchangeInfo."},
     )
+    connection_lifetime: PositiveFloat = attrs.field(
+        default=PositiveFloat(24 * 3600.0),
+        metadata={
+            "doc": "How long Binance keeps a WebSocket connection (24 h); each connection is "
+            "replaced, without a gap, at 90% of it."
+        },
+    )
     request_timeout: PositiveFloat = attrs.field(
         default=PositiveFloat(10.0),
         metadata={"doc": "Timeout of one REST request (seconds)."},

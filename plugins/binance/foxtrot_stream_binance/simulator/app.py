@@ -319,7 +319,8 @@ class Simulator:
                 self.stats.control_messages += 1
                 await self._control(client, msg.data)
             elif msg.type == WSMsgType.PING:
-                await ws.pong(msg.data)
+                if not self.faults.stalled():  # a stalled server answers nothing
+                    await ws.pong(msg.data)
             elif msg.type == WSMsgType.PONG:
                 if not self.faults.stalled() and msg.data == client.ping_payload:
                     client.ping_payload = None
@@ -424,21 +425,25 @@ class Simulator:
             await client.ws.send_str(orjson.dumps(obj).decode())
 
     async def _pinger(self, client: _Client) -> None:
+        """A ping every `ping_interval`; no pong echoing it within `pong_timeout` → close."""
         interval, timeout = self.config.ping_interval, self.config.pong_timeout
         seq = 0
+        next_ping = time.monotonic() + interval
         while not client.ws.closed:
-            await asyncio.sleep(min(interval, timeout) / 4 if client.ping_payload else interval)
             now = time.monotonic()
             if client.ping_payload is not None and now - client.ping_sent_at >= timeout:
                 self.stats.pong_timeouts += 1
                 await self._close(client, WSCloseCode.POLICY_VIOLATION, b"Pong timeout")
                 return
-            if client.ping_payload is None and not self.faults.stalled():
-                seq += 1
-                client.ping_payload = str(seq).encode()
-                client.ping_sent_at = now
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await client.ws.ping(client.ping_payload)
+            if now >= next_ping:
+                next_ping = now + interval
+                if client.ping_payload is None and not self.faults.stalled():
+                    seq += 1
+                    client.ping_payload = str(seq).encode()
+                    client.ping_sent_at = now
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await client.ws.ping(client.ping_payload)
+            await asyncio.sleep(min(interval, timeout) / 4)
 
     async def _lifetime(self, client: _Client) -> None:
         await asyncio.sleep(self.config.lifetime)

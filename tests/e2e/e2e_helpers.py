@@ -1,0 +1,140 @@
+"""End-to-end fixtures: the real feed against the bundled simulator on 127.0.0.1.
+
+Timings are scaled down through the settings (heartbeat 0.3 s, backoff 0.05–0.4 s, breaker 3
+failures / 1 s, polling every 0.2 s) so each scenario runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from foxtrot_stream.feed import Feed
+from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.settings import Settings, load
+from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
+
+FAST: dict[str, Any] = {
+    "websocket.enabled": True,
+    "websocket.heartbeat.interval": 0.3,
+    "websocket.reconnect.base_delay": 0.05,
+    "websocket.reconnect.max_delay": 0.4,
+    "websocket.circuit_breaker.failure_threshold": 3,
+    "websocket.circuit_breaker.recovery_timeout": 1.0,
+    "http_fallback.interval": 0.2,
+}
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    config = SimulatorConfig(
+        symbols=SYMBOLS, rate=20.0, ping_interval=0.5, pong_timeout=2.0, seed=7
+    )
+    async with Simulator(config) as s:
+        yield s
+
+
+def settings_for(host: PluginHost, sim: Simulator, **overrides: Any) -> Settings:
+    values = FAST | sim.settings() | {k.replace("__", "."): v for k, v in overrides.items()}
+    return load(text=json.dumps(values), schema=host.schema()).settings
+
+
+class Recorder:
+    """A consumer that keeps every tick with its arrival time (time.time)."""
+
+    def __init__(self) -> None:
+        self.ticks: list[tuple[float, Tick]] = []
+
+    def __call__(self, tick: Tick) -> None:
+        self.ticks.append((time.time(), tick))
+
+    def of(self, symbol: str, transport: TransportKind | None = None) -> list[Tick]:
+        return [
+            t
+            for _, t in self.ticks
+            if t.symbol == symbol and (transport is None or t.transport is transport)
+        ]
+
+    def transports(self, symbol: str) -> list[str]:
+        """The transports that delivered `symbol`, in order, runs collapsed."""
+        out: list[str] = []
+        for t in self.of(symbol):
+            if not out or out[-1] != t.transport.value:
+                out.append(t.transport.value)
+        return out
+
+    def first_after(self, when: float, transport: TransportKind) -> float | None:
+        return next((at for at, t in self.ticks if at >= when and t.transport is transport), None)
+
+    def assert_no_duplicate_or_out_of_order(self) -> None:
+        last: dict[str, tuple[int, int]] = {}
+        last_quote: dict[str, tuple[float, ...]] = {}
+        for _, t in self.ticks:
+            if t.seq is not None:
+                key = (t.seq, t.trade_id if t.trade_id is not None else -1)
+                assert key > last.get(t.symbol, (-1, -1)), (
+                    f"{t.symbol}: {key} after {last[t.symbol]}"
+                )
+                last[t.symbol] = key
+            else:
+                quote = (t.bid, t.bid_qty, t.ask, t.ask_qty)
+                assert quote != last_quote.get(t.symbol), f"{t.symbol}: polled repeat {quote}"
+            last_quote[t.symbol] = (t.bid, t.bid_qty, t.ask, t.ask_qty)
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class Logs:
+    """The guide's log lines as they appear: `<logger name>: <message>`."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        self.caplog = caplog
+
+    def lines(self) -> list[str]:
+        return [f"{r.name}: {r.getMessage()}" for r in self.caplog.records]
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in self.lines())
+
+    def when(self, text: str) -> float:
+        return next(r.created for r in self.caplog.records if text in f"{r.name}: {r.getMessage()}")
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> Logs:
+    caplog.set_level(logging.INFO)
+    return Logs(caplog)
+
+
+@pytest.fixture
+async def make_feed(host: PluginHost) -> AsyncIterator[Callable[..., Any]]:
+    feeds: list[Feed] = []
+
+    async def make(settings: Settings, symbols: tuple[str, ...] = SYMBOLS) -> tuple[Feed, Recorder]:
+        feed = Feed(host, settings, "binance")
+        recorder = Recorder()
+        feed.add_consumer(recorder)
+        feeds.append(feed)
+        await feed.start(symbols)
+        return feed, recorder
+
+    yield make
+    for feed in feeds:
+        await feed.stop()
+    leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    names = sorted(t.get_name() for t in leftover)
+    assert not [n for n in names if n.startswith("binance-")], f"leaked feed tasks: {names}"
