@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
-
-from e2e_helpers import Logs, Recorder, settings_for, wait_for
 
 from foxtrot_stream.breaker import BreakerState
 from foxtrot_stream.model import TransportKind
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream_binance.simulator import Simulator
+
+from e2e_helpers import Logs, Recorder, settings_for, wait_for
 
 WS, HTTP = TransportKind.WEBSOCKET, TransportKind.HTTP
 POLL = 0.2
@@ -66,7 +67,7 @@ async def test_refused_upgrades_open_the_breaker_then_websocket_recovers(
     assert first_http is not None and first_http - opened <= POLL, first_http - opened
     # backoff delays actually waited between the failed attempts: 0.05 then 0.1 s
     times = sim.stats.attempt_times[-3:]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert 0.05 <= gaps[0] < 0.05 + 0.15 and 0.1 <= gaps[1] < 0.1 + 0.15, gaps
     await wait_for(lambda: logs.count("circuit breaker CLOSED (was HALF_OPEN)") == 1, 6, "recovery")
     closed = logs.when("circuit breaker CLOSED (was HALF_OPEN)")
@@ -83,7 +84,7 @@ async def test_refused_upgrades_open_the_breaker_then_websocket_recovers(
     # no stall longer than one poll interval (plus scheduling slack) for any symbol
     for symbol in ("BTCUSDT",):
         arrivals = [at for at, t in rec.ticks if t.symbol == symbol]
-        assert max(b - a for a, b in zip(arrivals, arrivals[1:], strict=False)) < POLL + 0.3
+        assert max(b - a for a, b in itertools.pairwise(arrivals)) < POLL + 0.3
 
 
 async def test_stall_without_pongs_is_detected(
@@ -130,7 +131,7 @@ async def test_malformed_frames_are_counted_and_never_kill_the_stream(
 async def test_flapping_connection_cannot_hammer_the_exchange(
     host: PluginHost, sim: Simulator, make_feed: Any, logs: Logs
 ) -> None:
-    feed, rec = await make_feed(settings_for(host, sim))
+    _feed, rec = await make_feed(settings_for(host, sim))
     await wait_for(streaming(rec), 5, "streaming")
     sim.flap(0.7)
     sim.drop_all()
@@ -179,7 +180,7 @@ async def test_rotation_before_the_lifetime_cut_loses_nothing(
         assert feed.counters.failures == {}  # the exchange never had to cut us
         assert logs.count("rotating WebSocket connection (lifetime)") >= 2
         arrivals = [at for at, t in rec.ticks if t.symbol == "BTCUSDT"]
-        assert max(b - a for a, b in zip(arrivals, arrivals[1:], strict=False)) < 0.3
+        assert max(b - a for a, b in itertools.pairwise(arrivals)) < 0.3
         assert all(t.transport is WS for _, t in rec.ticks)
         rec.assert_no_duplicate_or_out_of_order()
         await feed.stop()
