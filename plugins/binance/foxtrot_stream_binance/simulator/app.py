@@ -125,7 +125,8 @@ class Simulator:
         self._weight_window_start = time.monotonic()
         self._throttled_in_row = 0
         self._banned_until = 0.0
-        self._due: dict[str, float] = dict.fromkeys(self.config.symbols, 0.0)
+        # a seeded phase per symbol, so that symbols at the same rate do not update in lockstep
+        self._due: dict[str, float] = {s: p.rng.random() for s, p in self.paths.items()}
         self._encoded_book: dict[str, bytes] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
