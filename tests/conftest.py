@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.settings import SettingsSchema
 

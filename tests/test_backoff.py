@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from foxtrot_stream.backoff import Backoff, HealthGate, schedule
 from hypothesis import given
 from hypothesis import strategies as st
+
+from foxtrot_stream.backoff import Backoff, HealthGate, schedule
 
 # The guide's "Example Reconnection Timeline" with its defaults (1.0 / 60.0).
 GUIDE_TIMELINE = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]

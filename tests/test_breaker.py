@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import attrs
 import pytest
-from foxtrot_stream.backoff import Backoff
-from foxtrot_stream.breaker import BreakerState, CircuitBreaker, Transition
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -15,6 +13,9 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+
+from foxtrot_stream.backoff import Backoff
+from foxtrot_stream.breaker import BreakerState, CircuitBreaker, Transition
 
 CLOSED, OPEN, HALF_OPEN, EXHAUSTED = (
     BreakerState.CLOSED,

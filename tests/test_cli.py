@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from foxtrot_stream.cli import main
 
 HERE = Path(__file__).parent

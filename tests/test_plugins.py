@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from foxtrot_stream.plugins import PluginHost, PluginLoadError
 from foxtrot_stream.settings import load
 from foxtrot_stream.testing import fake_distribution, host_from_path

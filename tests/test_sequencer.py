@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.sequencer import Sequencer
 from hypothesis import given
 from hypothesis import strategies as st
+
+from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.sequencer import Sequencer
 
 
 def tick(

@@ -6,6 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from foxtrot_stream.jsonc import strip_comments
 from foxtrot_stream.settings import (
     Problem,
@@ -15,8 +18,6 @@ from foxtrot_stream.settings import (
     load,
     settings_path,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 HERE = Path(__file__).parent
 GUIDE = HERE.parents[1] / "shared" / "spec" / "websocket-configuration-guide.md"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+
 from foxtrot_stream.model import Tick, TransportKind
 from foxtrot_stream_binance.adapter import BinanceAdapter
 

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import attrs
 import orjson
+
 from foxtrot_stream.model import Tick, TransportKind
 from foxtrot_stream.records import (
     ConnectionEvents,
@@ -30,7 +31,6 @@ from foxtrot_stream.records import (
     SymbolCheck,
     TickSink,
 )
-
 from foxtrot_stream_binance.settings import BinanceSettings
 
 NAME = "binance"

@@ -7,7 +7,6 @@ from typing import Any
 
 from foxtrot_stream.hookspecs import hookimpl
 from foxtrot_stream.records import AdapterSpec, ExchangeAdapter, SimulatedExchange, SimulatorSpec
-
 from foxtrot_stream_binance.settings import BinanceSettings
 
 

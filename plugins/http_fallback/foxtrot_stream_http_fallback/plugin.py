@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from foxtrot_stream.hookspecs import hookimpl
 from foxtrot_stream.records import FeedContext, Poller, TransportSpec
-
 from foxtrot_stream_http_fallback.poller import HttpPoller
 from foxtrot_stream_http_fallback.settings import HttpFallbackSettings
 
