@@ -42,6 +42,7 @@ from foxtrot_stream.records import (
 from foxtrot_stream.routing import why_http
 from foxtrot_stream.sequencer import Sequencer
 from foxtrot_stream.settings import Settings
+from foxtrot_stream.staleness import StalenessTracker, Verdict
 
 #: A rotation starts this far into the exchange's connection lifetime.
 ROTATE_AT = 0.9
@@ -58,6 +59,8 @@ class FeedCounters:
     plugin_errors: int = 0
     rotations: int = 0
     rejected: int = 0
+    stale_resubscribes: int = 0
+    stale_polled: int = 0
 
 
 class Shard:
@@ -155,6 +158,10 @@ class Feed:
         self._context: FeedContext | None = None
         self._stopping = False
         self._consumer_failed: set[int] = set()
+        interval = settings.websocket.heartbeat.interval
+        self.staleness = StalenessTracker(floor=2 * interval)
+        self.stale_polled: set[str] = set()
+        """Symbols served by HTTP alone because they went stale on a live connection."""
 
     # --- wiring ------------------------------------------------------------------------------
 
@@ -203,6 +210,7 @@ class Feed:
             display_name=self.display,
             plugin_settings=self.settings.plugins,
         )
+        self._spawn(self._watch_staleness(), f"{self.name}-staleness")
         await self.subscribe(symbols)
 
     # --- subscriptions -------------------------------------------------------------------------
@@ -244,6 +252,8 @@ class Feed:
         for symbol in gone:
             del self.symbols[symbol]
             self.sequencer.forget(symbol)
+            self.staleness.forget(symbol)
+            self.stale_polled.discard(symbol)
         if self.poller is not None:
             self.poller.remove(gone)
         for shard in self.shards:
@@ -422,15 +432,37 @@ class Feed:
         if listener.probe and breaker.state is BreakerState.HALF_OPEN:
             transition = breaker.record_success()
             self._log_transition(transition)
-        polled = [s for s in shard.symbols if self.poller is not None and s in self.poller.symbols]
+        polled = [
+            s
+            for s in shard.symbols
+            if self.poller is not None and s in self.poller.symbols and s not in self.stale_polled
+        ]
         if polled and breaker.state is BreakerState.CLOSED:
-            # make-before-break: the WebSocket already delivers, so polling can stop now
-            self._unpoll(polled)
             self.log.info(
-                "WebSocket recovered: %d symbol(s) back from HTTP polling (%s)",
+                "WebSocket recovered: %d symbol(s) return from HTTP polling (%s)",
                 len(polled),
                 ", ".join(polled),
             )
+            self._spawn(self._hand_over(shard, polled), f"{self.name}-handover-{shard.id}")
+
+    async def _hand_over(self, shard: Shard, symbols: list[str]) -> None:
+        """Make-before-break, per symbol: polling for a symbol stops once the WebSocket has
+        delivered it; a symbol that stays quiet is handed over after a grace period."""
+        counts = self.sequencer.streamed_count
+        before = {s: counts(s)[0] for s in symbols}
+        pending = set(symbols)
+        grace = max(2 * self.settings.websocket.heartbeat.interval, 1.0)
+        deadline = self.clock() + grace
+        while pending and shard.live and shard.breaker.state is BreakerState.CLOSED:
+            done = [s for s in pending if counts(s)[0] > before[s]]
+            if done:
+                self._unpoll(done)
+                pending.difference_update(done)
+            if self.clock() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        if pending and shard.live and shard.breaker.state is BreakerState.CLOSED:
+            self._unpoll(sorted(pending))
 
     async def _failed(self, shard: Shard, failure: TransportFailure, probe: bool) -> None:
         shard.live = False
@@ -540,6 +572,60 @@ class Feed:
         shard.successor = (conn, run, listener)
         shard.conn = conn
         await old.close()
+
+    # --- per-symbol staleness ------------------------------------------------------------------
+
+    async def _watch_staleness(self) -> None:
+        """Check each streamed symbol's age against its own pace (see `staleness`)."""
+        step = self.settings.websocket.heartbeat.interval / 2
+        tracker = self.staleness
+        while True:
+            await asyncio.sleep(step)
+            now = self.clock()
+            for shard in self.shards:
+                healthy = shard.live and shard.breaker.state is BreakerState.CLOSED
+                for symbol in shard.symbols:
+                    if not healthy:
+                        tracker.restart(symbol, now)
+                        continue
+                    count, _ = self.sequencer.streamed_count(symbol)
+                    verdict = tracker.observe(symbol, count, now)
+                    if verdict is Verdict.FRESH:
+                        continue
+                    self._stale_verdict(shard, symbol, verdict, now)
+
+    def _stale_verdict(self, shard: Shard, symbol: str, verdict: Verdict, now: float) -> None:
+        tracker = self.staleness
+        if verdict is Verdict.STALE:
+            self.counters.stale_resubscribes += 1
+            gap = tracker.mean_gap(symbol) or 0.0
+            self.error_log.warning(
+                "%s: no update for %.1fs on a live connection (usually every %.2fs): resubscribing",
+                symbol,
+                tracker.age(symbol, now),
+                gap,
+            )
+            conn = shard.conn
+            if conn is not None:
+                self._spawn(self._resubscribe(conn, symbol), f"{self.name}-resubscribe")
+        elif verdict is Verdict.STILL_STALE:
+            self.counters.stale_polled += 1
+            self.stale_polled.add(symbol)
+            self.error_log.warning(
+                "%s: still no update after resubscribing: served by HTTP polling while the "
+                "other symbols stay on WebSocket",
+                symbol,
+            )
+            self._poll([symbol], "stale on WebSocket")
+        elif verdict is Verdict.RECOVERED and symbol in self.stale_polled:
+            self.stale_polled.discard(symbol)
+            self._unpoll([symbol])
+            self.log.info("%s: updates again on WebSocket; HTTP polling for it stopped", symbol)
+
+    async def _resubscribe(self, conn: Connection, symbol: str) -> None:
+        with contextlib.suppress(Exception):
+            await conn.unsubscribe([symbol])
+            await conn.subscribe([symbol])
 
     # --- reports from connections --------------------------------------------------------------
 

@@ -25,6 +25,8 @@ class _SymbolState:
     streamed_ns: int = 0
     """When the last streamed tick was delivered (ns since the epoch)."""
     quote: tuple[float, float, float, float] | None = None
+    streamed: int = 0
+    """How many streamed ticks were delivered (staleness checks read the growth)."""
 
 
 @attrs.define(slots=True)
@@ -63,6 +65,7 @@ class Sequencer:
         state.seq = seq
         state.trade_id = trade_id
         state.streamed_ns = tick.received_ts
+        state.streamed += 1
         state.quote = (tick.bid, tick.bid_qty, tick.ask, tick.ask_qty)
         self.counts.delivered += 1
         self._deliver(tick)
@@ -89,6 +92,11 @@ class Sequencer:
         else:
             self.counts.stale += 1
             per.stale += 1
+
+    def streamed_count(self, symbol: str) -> tuple[int, int]:
+        """(streamed ticks delivered, when the last one arrived in ns) for `symbol`."""
+        state = self._states.get(symbol)
+        return (state.streamed, state.streamed_ns) if state is not None else (0, 0)
 
     def forget(self, symbol: str) -> None:
         """Drop a symbol's state (unsubscribed); a later subscribe starts fresh."""

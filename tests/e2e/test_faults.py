@@ -76,7 +76,16 @@ async def test_refused_upgrades_open_the_breaker_then_websocket_recovers(
     await wait_for(lambda: rec.first_after(closed, WS) is not None, 3, "WebSocket ticks again")
     await wait_for(lambda: feed.poller is not None and not feed.poller.symbols, 2, "polling stops")
     for symbol in ("BTCUSDT", "ETHUSDT", "BNBUSDT"):
-        assert rec.transports(symbol)[:3] == ["websocket", "http", "websocket"], symbol
+        history = [
+            (round(at - closed, 3), t.transport.value, t.seq)
+            for at, t in rec.ticks
+            if t.symbol == symbol and at > closed - 0.5
+        ]
+        assert rec.transports(symbol)[:3] == ["websocket", "http", "websocket"], (
+            symbol,
+            history[-30:],
+            feed.sequencer.per_symbol[symbol],
+        )
     assert feed.breaker_states() == {1: BreakerState.CLOSED}
     assert logs.count("circuit breaker OPEN after") == 1  # logged once, not per message
     assert logs.count("WebSocket recovered") == 1
