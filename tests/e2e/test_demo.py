@@ -1,0 +1,32 @@
+"""The README's first command: `foxtrot-stream demo` shows WebSocket → HTTP → WebSocket."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_demo_shows_all_three_phases_and_exits_0() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "foxtrot_stream.cli", "demo", "--duration", "20", "--format", "log"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    lines = out.splitlines()
+    phases = [
+        next(i for i, line in enumerate(lines) if "BTCUSDT: connecting → websocket" in line),
+        next(i for i, line in enumerate(lines) if "BTCUSDT: websocket → http" in line),
+        next(i for i, line in enumerate(lines) if "BTCUSDT: http → websocket" in line),
+    ]
+    assert phases == sorted(phases), out
+    assert "simulator: outage" in out
+    assert "circuit breaker opened" in out
+    assert "BinanceAdapter: WebSocket connection established" in proc.stderr
+    assert "BinanceAdapterWebSocket: Reconnecting..." in proc.stderr
+    assert "BinanceAdapterError: WebSocket error..." in proc.stderr
+    summary = next(line for line in lines if line.startswith("demo: BTCUSDT:"))
+    assert "over http" in summary and "over websocket" in summary
+    assert "Traceback" not in proc.stderr
