@@ -268,3 +268,17 @@ def test_comments_and_trailing_commas_never_change_the_data(
 def test_strings_that_look_like_comments_survive() -> None:
     text = '{"binance.ws_url": "ws://127.0.0.1:1/*x*/", "k": "a//b", "l": "x,]"}'
     assert json.loads(strip_comments(text)) == json.loads(text)
+
+
+def test_plain_url_to_a_remote_host_is_a_warning(schema: SettingsSchema) -> None:
+    loaded = load(text='{"binance.ws_url": "ws://stream.example.com:9443"}', schema=schema)
+    (w,) = loaded.warnings
+    assert w.key == "binance.ws_url"
+    assert "not encrypted" in w.message
+    local = load(
+        text='{"binance.ws_url": "ws://127.0.0.1:9443", "binance.rest_url": "http://localhost:1"}',
+        schema=schema,
+    )
+    assert local.warnings == ()
+    secure = load(text='{"binance.rest_url": "https://testnet.binance.vision"}', schema=schema)
+    assert secure.warnings == ()

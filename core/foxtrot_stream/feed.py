@@ -41,7 +41,7 @@ from foxtrot_stream.records import (
 )
 from foxtrot_stream.routing import why_http
 from foxtrot_stream.sequencer import Sequencer
-from foxtrot_stream.settings import Settings
+from foxtrot_stream.settings import INSECURE_HINT, Settings, insecure_urls
 from foxtrot_stream.staleness import StalenessTracker, Verdict
 
 #: A rotation starts this far into the exchange's connection lifetime.
@@ -210,6 +210,11 @@ class Feed:
             display_name=self.display,
             plugin_settings=self.settings.plugins,
         )
+        for prefix, obj in self.settings.plugins.items():
+            for field, url in insecure_urls(obj):
+                self.error_log.warning(
+                    "%s.%s = %s is not encrypted: %s", prefix, field, url, INSECURE_HINT
+                )
         self._spawn(self._watch_staleness(), f"{self.name}-staleness")
         await self.subscribe(symbols)
 

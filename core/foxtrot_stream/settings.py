@@ -565,6 +565,9 @@ def _interpret(
         plugins[prefix] = obj
     for key, message in errors:
         problem("error", key, message)
+    for prefix, obj in plugins.items():
+        for field, url in insecure_urls(obj):
+            problem("warning", f"{prefix}.{field}", f"{url} is not encrypted: {INSECURE_HINT}")
 
     problems.sort(key=lambda p: (p.line or 0, p.key))
     if any(p.severity == "error" for p in problems):
@@ -573,6 +576,29 @@ def _interpret(
     origin = {k: "file" for k in flat if k in known}
     settings = Settings(websocket, adapters, plugins, origin, file)
     return Loaded(settings, tuple(problems))
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+INSECURE_HINT = "use wss:// or https:// for anything but a local simulator"
+
+
+def insecure_urls(obj: Any) -> list[tuple[str, str]]:
+    """(field, url) for each plain ws:// or http:// URL of a settings object that leaves this
+    machine. Certificates are always verified on wss:// and https://; plain URLs are allowed
+    (testnets, simulators) but should be loopback."""
+    if obj is None or not attrs.has(type(obj)):
+        return []
+    found = []
+    for f in attrs.fields(type(obj)):
+        value = getattr(obj, f.name)
+        if f.type in (WebSocketUrl, HttpUrl, "WebSocketUrl", "HttpUrl") and isinstance(value, str):
+            parts = urlsplit(value)
+            host = parts.hostname or ""
+            if parts.scheme in ("ws", "http") and not (
+                host in LOOPBACK_HOSTS or host.startswith("127.")
+            ):
+                found.append((f.name, value))
+    return found
 
 
 def _put(tree: dict[str, Any], parts: list[str], value: Any) -> None:
