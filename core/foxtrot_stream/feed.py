@@ -43,6 +43,7 @@ from foxtrot_stream.routing import why_http
 from foxtrot_stream.sequencer import Sequencer
 from foxtrot_stream.settings import INSECURE_HINT, Settings, insecure_urls
 from foxtrot_stream.staleness import StalenessTracker, Verdict
+from foxtrot_stream.websocket import BUDGETS
 
 #: A rotation starts this far into the exchange's connection lifetime.
 ROTATE_AT = 0.9
@@ -119,6 +120,7 @@ class Feed:
         adapter: str,
         *,
         clock: Callable[[], float] = time.monotonic,
+        connect_budgets: dict[str, Any] | None = None,
     ) -> None:
         spec = host.adapters.get(adapter)
         if spec is None:
@@ -134,6 +136,7 @@ class Feed:
             )
         self.host = host
         self.settings = settings
+        self.connect_budgets = BUDGETS if connect_budgets is None else connect_budgets
         self.name = adapter
         self.display = spec.display_name
         plugin_settings = settings.plugins.get(adapter) if spec.settings_cls else None
@@ -208,6 +211,7 @@ class Feed:
             handler_for=self._handler_for,
             messages_for=self._messages_for,
             display_name=self.display,
+            connect_budgets=self.connect_budgets,
             plugin_settings=self.settings.plugins,
         )
         for prefix, obj in self.settings.plugins.items():

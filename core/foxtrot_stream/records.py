@@ -42,6 +42,9 @@ class ConnectionLimits:
     """Seconds after which the exchange cuts a connection; the feed rotates before it."""
     max_streams_per_message: int = 200
     """Streams per SUBSCRIBE/UNSUBSCRIBE request (keeps each request well-formed and small)."""
+    max_connects: int = 300
+    connect_window: float = 300.0
+    """At most `max_connects` connection attempts per `connect_window` seconds per host (IP)."""
 
 
 class SimulatedExchange(Protocol):
@@ -288,5 +291,7 @@ class FeedContext:
     messages_for: Callable[[str, Sequence[str], Callable[[], int]], list[str]]
     """The `subscribe` hook, bound to this feed's adapter: (method, streams, next_id)."""
     display_name: str = ""
+    connect_budgets: dict[str, Any] = attrs.Factory(dict)
+    """host → the `ConnectBudget` every connection to that host draws from (shared by feeds)."""
     plugin_settings: Mapping[str, Any] = attrs.Factory(dict)
     """Each plugin's own settings object, by settings key (`http_fallback` → its attrs class)."""

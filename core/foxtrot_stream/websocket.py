@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -58,6 +60,49 @@ class SendWindow:
         while (wait := self.delay()) > 0:  # noqa: ASYNC110 - a deadline, not a condition
             await asyncio.sleep(wait)
         self.record()
+
+
+class ConnectBudget:
+    """Paces connection attempts to one host: many shards reconnecting at once must not spend
+    the exchange's per-IP allowance (Binance: 300 attempts per 5 minutes) and get it banned."""
+
+    def __init__(self, host: str, limit: int, window: float) -> None:
+        self.host = host
+        self.window = SendWindow(limit, window)
+        self.attempts = 0
+        self.waits = 0
+        self.waited = 0.0
+
+    async def acquire(self, log: logging.Logger) -> None:
+        delay = self.window.delay()
+        if delay > 0:
+            self.waits += 1
+            self.waited += delay
+            log.warning(
+                "connection budget: %d attempts to %s in the last %gs; next attempt in %.1fs",
+                self.window.limit,
+                self.host,
+                self.window.period,
+                delay,
+            )
+            await self.window.acquire()
+        else:
+            self.window.record()
+        self.attempts += 1
+
+
+#: Budgets shared by every feed of this process, by host (the exchange counts per IP).
+BUDGETS: dict[str, ConnectBudget] = {}
+
+
+def budget_for(
+    budgets: dict[str, ConnectBudget], url: str, limit: int, window: float
+) -> ConnectBudget:
+    host = urlsplit(url).hostname or url
+    budget = budgets.get(host)
+    if budget is None:
+        budget = budgets[host] = ConnectBudget(host, limit, window)
+    return budget
 
 
 class WebSocketConnection:
@@ -132,6 +177,13 @@ class WebSocketConnection:
             await self._shutdown(ws)
 
     async def _open(self, url: str) -> aiohttp.ClientWebSocketResponse:
+        limits = self.adapter.limits
+        budgets = (
+            self.context.connect_budgets if self.context.connect_budgets is not None else BUDGETS
+        )
+        budget = budget_for(budgets, url, limits.max_connects, limits.connect_window)
+        display = self.context.display_name or self.adapter.display_name
+        await budget.acquire(logging.getLogger(f"{display}WebSocket"))
         try:
             async with asyncio.timeout(self.connect_timeout):
                 return await self.context.session.ws_connect(
