@@ -115,20 +115,6 @@ class BinanceAdapter:
                 )
             )
 
-        def book(d: dict[str, Any], received_ns: int) -> None:
-            symbol = d["s"]
-            u = d["u"]
-            bid, bid_qty = float(d["b"]), float(d["B"])
-            ask, ask_qty = float(d["a"]), float(d["A"])
-            if type(u) is not int or type(symbol) is not str:
-                raise TypeError("u must be an integer and s a string")
-            q = quotes.get(symbol)
-            if q is None:
-                q = quotes[symbol] = _Quote()
-            if u > q.u:
-                q.u, q.bid, q.bid_qty, q.ask, q.ask_qty = u, bid, bid_qty, ask, ask_qty
-            emit(symbol, q, received_ns, None)
-
         def trade(d: dict[str, Any], received_ns: int) -> None:
             symbol = d["s"]
             t = d["t"]
@@ -145,13 +131,32 @@ class BinanceAdapter:
                 emit(symbol, q, received_ns, event_ts)
 
         def handler(frame: str | bytes, received_ns: int) -> None:
+            # The bookTicker path is inlined: it is most of the traffic (see benchmarks/).
             try:
                 msg = loads(frame)
-                data = msg.get("data") if "stream" in msg else msg
+                data = msg.get("data", msg)
                 if type(data) is not dict:
                     raise TypeError("payload is not an object")
-                if "u" in data and "b" in data:
-                    book(data, received_ns)
+                u = data.get("u")
+                if u is not None and "b" in data:
+                    symbol = data["s"]
+                    bid, bid_qty = float(data["b"]), float(data["B"])
+                    ask, ask_qty = float(data["a"]), float(data["A"])
+                    if type(u) is not int or type(symbol) is not str:
+                        raise TypeError("u must be an integer and s a string")
+                    q = quotes.get(symbol)
+                    if q is None:
+                        q = quotes[symbol] = _Quote()
+                    if u > q.u:
+                        q.u, q.bid, q.bid_qty, q.ask, q.ask_qty = u, bid, bid_qty, ask, ask_qty
+                        sink(
+                            Tick(
+                                NAME, symbol, bid, bid_qty, ask, ask_qty, q.last, u,
+                                q.trade_id, None, received_ns, ws,
+                            )
+                        )  # fmt: skip
+                    else:
+                        emit(symbol, q, received_ns, None)
                 elif data.get("e") == "trade":
                     trade(data, received_ns)
                 else:
