@@ -1,10 +1,24 @@
 """`foxtrot-stream simulate binance`: run the simulator on 127.0.0.1 from the command line.
 
-Faults are scripted with `--fault KIND@AT[:FOR]` (seconds from start), e.g.
-`--fault drop@10`, `--fault refuse@5:10`, `--fault stall@20:5`, `--fault silence@8:4`,
-`--fault malformed@3:5` (FOR = how many frames), `--fault flap@12:6`, `--fault shutdown@30`,
-`--fault lifetime@40`, `--fault rest429@15:3` (FOR = how many requests), `--fault rest418@15:1`,
-`--fault rest500@15:2`, `--fault slowrest@15:10`, `--fault outage@10:20`.
+Faults are scripted with `--fault KIND@AT[:ARG[:EXTRA]]`, AT in seconds from start:
+
+  drop@AT                    drop every connection (no close handshake)
+  refuse@AT:SECONDS          answer upgrades with HTTP 503 for SECONDS
+  stall@AT:SECONDS           connections open, but no data, pings, pongs or answers
+  silence@AT:SECONDS[:SYMS]  no data (for SYMS, comma-separated, or all); pings go on
+  malformed@AT:COUNT         COUNT bad frames to every connection
+  flap@AT:SECONDS            accept, send one frame, drop, for SECONDS
+  shutdown@AT[:GRACE]        send serverShutdown, close GRACE seconds later
+  lifetime@AT                close every connection as the 24-hour cut does
+  rest<STATUS>@AT:COUNT[:RETRY_AFTER]
+                             answer COUNT REST requests with STATUS (429, 418, 500, 503 …)
+  slowrest@AT:SECONDS[:DELAY]
+                             hold REST answers DELAY seconds (default: to the window's end)
+  outage@AT:SECONDS          drop everything and refuse upgrades for SECONDS
+  clear@AT                   end every fault
+
+e.g. `--fault drop@10 refuse@5:10 stall@20:5 silence@8:4:BTCUSDT rest429@15:3`.
+A missing SECONDS means 10, a missing COUNT 1.
 """
 
 from __future__ import annotations
@@ -12,46 +26,109 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import signal
 import sys
-from collections.abc import Callable
+import time
 
-from foxtrot_stream_binance.simulator.app import Simulator, SimulatorConfig, synthetic_symbols
+import attrs
 
-KINDS: dict[str, Callable[[Simulator, float], object]] = {
-    "drop": lambda sim, _n: sim.drop_all(),
-    "refuse": lambda sim, n: sim.refuse_upgrades(n or 10.0),
-    "stall": lambda sim, n: sim.stall(n or 10.0),
-    "silence": lambda sim, n: sim.silence(n or 10.0),
-    "malformed": lambda sim, n: sim.malformed(int(n or 1)),
-    "flap": lambda sim, n: sim.flap(n or 10.0),
-    "shutdown": lambda sim, _n: sim.server_shutdown(),
-    "lifetime": lambda sim, _n: sim.cut_lifetime(),
-    "rest429": lambda sim, n: sim.rest_errors(429, int(n or 1)),
-    "rest418": lambda sim, n: sim.rest_errors(418, int(n or 1), retry_after=120.0),
-    "rest500": lambda sim, n: sim.rest_errors(500, int(n or 1)),
-    "slowrest": lambda sim, n: sim.slow_rest(n or 10.0, 2.0),
-    "outage": lambda sim, n: sim.outage(n or 10.0),
-}
+from foxtrot_stream_binance.simulator.app import Simulator
+from foxtrot_stream_binance.simulator.config import SimulatorConfig
+
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_SPEC = re.compile(
+    r"^(?P<kind>[a-z]+|rest\d{3})@(?P<at>\d+(?:\.\d+)?)"
+    r"(?::(?P<arg>\d+(?:\.\d+)?))?(?::(?P<extra>[A-Za-z0-9.,]+))?$"
+)
+KINDS = (
+    "drop",
+    "refuse",
+    "stall",
+    "silence",
+    "malformed",
+    "flap",
+    "shutdown",
+    "lifetime",
+    "slowrest",
+    "outage",
+    "clear",
+)
 
 
-def _fault(text: str) -> tuple[str, float, float]:
-    kind, _, when = text.partition("@")
-    at, _, length = when.partition(":")
-    if kind not in KINDS or not at:
+@attrs.frozen
+class FaultSpec:
+    kind: str
+    at: float
+    arg: float | None = None
+    extra: str | None = None
+
+    def __str__(self) -> str:
+        fields = [f"{self.kind}@{self.at:g}"]
+        if self.arg is not None:
+            fields.append(f"{self.arg:g}")
+        if self.extra is not None:
+            fields.append(self.extra)
+        return ":".join(fields)
+
+    def apply(self, sim: Simulator) -> None:
+        seconds = self.arg if self.arg is not None else 10.0
+        count = int(self.arg) if self.arg is not None else 1
+        kind = self.kind
+        if kind == "drop":
+            sim.drop_all()
+        elif kind == "refuse":
+            sim.refuse_upgrades(seconds)
+        elif kind == "stall":
+            sim.stall(seconds)
+        elif kind == "silence":
+            sim.silence(seconds, self.extra.split(",") if self.extra else None)
+        elif kind == "malformed":
+            sim.malformed(count)
+        elif kind == "flap":
+            sim.flap(seconds)
+        elif kind == "shutdown":
+            sim.server_shutdown(self.arg)
+        elif kind == "lifetime":
+            sim.cut_lifetime()
+        elif kind == "slowrest":
+            sim.slow_rest(seconds, float(self.extra) if self.extra else None)
+        elif kind == "outage":
+            sim.outage(seconds)
+        elif kind == "clear":
+            sim.clear()
+        else:  # restNNN
+            retry = float(self.extra) if self.extra else 1.0
+            sim.rest_errors(int(kind[4:]), count, retry)
+
+
+def parse_fault(text: str) -> FaultSpec:
+    m = _SPEC.match(text)
+    kind = m["kind"] if m else ""
+    status = kind[4:] if kind.startswith("rest") else ""
+    if m is None or not (kind in KINDS or (status and 400 <= int(status) <= 599)):
         raise argparse.ArgumentTypeError(
-            f"expected KIND@AT[:FOR] with KIND one of {', '.join(KINDS)}, got {text!r}"
+            f"expected KIND@AT[:ARG[:EXTRA]] with KIND one of {', '.join(KINDS)} or rest<STATUS>, "
+            f"got {text!r}"
         )
+    extra = m["extra"]
+    if extra is not None and (kind == "slowrest" or status) and not _NUMBER.match(extra):
+        raise argparse.ArgumentTypeError(f"the last field of {text!r} must be a number")
+    return FaultSpec(kind, float(m["at"]), float(m["arg"]) if m["arg"] else None, extra)
+
+
+def _symbol_rate(text: str) -> tuple[str, float]:
+    symbol, _, rate = text.partition("=")
     try:
-        return kind, float(at), float(length) if length else 0.0
+        return symbol.upper(), float(rate)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"AT and FOR must be numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected SYMBOL=RATE, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="foxtrot-stream simulate binance",
-        description="A Binance-Spot-compatible market-data server on 127.0.0.1.",
+        description="A Binance-Spot-compatible market-data server on 127.0.0.1 (only).",
         epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -59,52 +136,88 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbols", nargs="+", default=["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"])
     p.add_argument("--synthetic", type=int, default=0, help="add N synthetic symbols")
     p.add_argument("--rate", type=float, default=10.0, help="book updates/s per symbol")
+    p.add_argument(
+        "--symbol-rate",
+        type=_symbol_rate,
+        action="append",
+        default=[],
+        metavar="SYMBOL=RATE",
+        help="one symbol's rate (0: silent)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--ping-interval", type=float, default=20.0)
     p.add_argument("--pong-timeout", type=float, default=60.0)
     p.add_argument("--lifetime", type=float, default=24 * 3600.0, help="connection lifetime (s)")
+    p.add_argument("--weight-limit", type=int, default=6000, help="REST weight per minute")
+    p.add_argument("--shutdown-grace", type=float, default=1.0)
     p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--fault", type=_fault, action="append", default=[], metavar="KIND@AT[:FOR]")
+    p.add_argument(
+        "--fault", type=parse_fault, nargs="+", action="extend", default=[], metavar="SPEC"
+    )
     return p
 
 
-async def serve(args: argparse.Namespace) -> int:
-    symbols = tuple(s.upper() for s in args.symbols) + synthetic_symbols(args.synthetic)
-    config = SimulatorConfig(
-        symbols=symbols,
+def config_from(args: argparse.Namespace) -> SimulatorConfig:
+    return SimulatorConfig(
+        symbols=tuple(args.symbols),
+        synthetic=args.synthetic,
         rate=args.rate,
+        rates=dict(args.symbol_rate),
         seed=args.seed,
         port=args.port,
         ping_interval=args.ping_interval,
         pong_timeout=args.pong_timeout,
         lifetime=args.lifetime,
+        weight_limit=args.weight_limit,
+        shutdown_grace=args.shutdown_grace,
     )
+
+
+async def serve(args: argparse.Namespace) -> int:
+    try:
+        config = config_from(args)
+    except ValueError as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
     sim = Simulator(config)
     try:
         await sim.start()
     except OSError as exc:
         print(f"simulate: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
         return 2
+    started = time.monotonic()
+    n = len(config.all_symbols())
     print(
-        f"simulate: Binance simulator: ws {sim.ws_url}  rest {sim.rest_url}  "
-        f"({len(symbols)} symbols at {args.rate:g}/s)",
+        f"simulate: Binance simulator: ws {sim.ws_url} rest {sim.rest_url} "
+        f"({n} symbols at {args.rate:g}/s)",
         file=sys.stderr,
         flush=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    signals = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    timers = [loop.call_later(at, KINDS[kind], sim, length) for kind, at, length in args.fault]
+            signals.append(sig)
+
+    def fire(spec: FaultSpec) -> None:
+        print(f"simulate: [{time.monotonic() - started:6.1f}s] fault {spec}", file=sys.stderr)
+        try:
+            spec.apply(sim)
+        except (ValueError, RuntimeError) as exc:
+            print(f"simulate: fault {spec} failed: {exc}", file=sys.stderr)
+
+    timers = [loop.call_later(spec.at, fire, spec) for spec in args.fault]
     try:
-        async with asyncio.timeout(args.duration):
-            await stop.wait()
-    except TimeoutError:
-        pass
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(args.duration):
+                await stop.wait()
     finally:
         for timer in timers:
             timer.cancel()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
         await sim.stop()
     return 0
 

@@ -1,76 +1,170 @@
 """Scripted faults: what a test (or `simulate --fault`) makes the simulator do wrong, and when.
 
-Every fault is bounded in time or count and is read by the simulator on its own loop, so a
-test sets one and awaits the feed's reaction; nothing here sleeps.
+Each fault is bounded in time (a window from now) or in count, and is read by the simulator
+on its own loop, so a test sets one and awaits the feed's reaction; nothing here sleeps.
+One-off faults (drop, cut, shutdown notice, malformed frames) act on the connections at once.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import attrs
+
+ALL: frozenset[str] = frozenset({"*"})
+"""`silenced()` answer when every symbol is silenced."""
+
+
+class FaultTarget(Protocol):
+    """The connection side of the simulator, which one-off faults act on."""
+
+    def drop_all(self) -> int: ...
+    def cut_all(self) -> int: ...
+    def shutdown_notice(self, grace: float) -> int: ...
+    def send_malformed(self, count: int) -> int: ...
+
+
+def _window(seconds: float) -> float:
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"a fault lasts a finite, positive number of seconds, got {seconds}")
+    return seconds
 
 
 @attrs.define
 class Faults:
-    """Active faults. Times are `clock()` deadlines (monotonic seconds)."""
+    """The active faults. Deadlines are `clock()` times (monotonic seconds)."""
 
+    target: FaultTarget | None = None
+    shutdown_grace: float = 1.0
     clock: Callable[[], float] = time.monotonic
     refuse_until: float = 0.0
-    """Upgrades answer HTTP 503 until then."""
     stall_until: float = 0.0
-    """Connections stay open but get no data and no pings, and pongs are ignored."""
     silence_until: float = 0.0
-    silence_symbols: frozenset[str] | None = None
-    """No data (for these symbols, or all if None) until then; pings and pongs go on."""
+    silence_symbols: frozenset[str] = ALL
     flap_until: float = 0.0
-    """New connections get one frame and are dropped until then."""
     slow_rest_until: float = 0.0
-    slow_rest_delay: float = 0.0
+    slow_rest_delay: float | None = None
     rest_error_status: int = 0
     rest_error_count: int = 0
     rest_error_retry_after: float = 1.0
     malformed_pending: int = 0
-    """Malformed frames still to send to every connection."""
+    """Malformed frames held for the next connection (none was open when asked)."""
+    log: list[tuple[float, str]] = attrs.Factory(list)
+    """(time, what) for each fault set, to line a test's timeline up with the simulator's."""
 
-    def refusing(self) -> bool:
-        return self.clock() < self.refuse_until
+    def _note(self, what: str) -> float:
+        now = self.clock()
+        self.log.append((now, what))
+        return now
 
-    def stalled(self) -> bool:
-        return self.clock() < self.stall_until
+    def _need_target(self) -> FaultTarget:
+        if self.target is None:
+            raise RuntimeError("the simulator is not running")
+        return self.target
 
-    def flapping(self) -> bool:
-        return self.clock() < self.flap_until
+    # --- setting faults -------------------------------------------------------------------
 
-    def silenced(self, symbol: str) -> bool:
-        if self.clock() >= self.silence_until:
-            return False
-        return self.silence_symbols is None or symbol in self.silence_symbols
+    def drop_all(self) -> int:
+        """Drop every connection at once, as a network failure would (no close handshake)."""
+        self._note("drop_all")
+        return self._need_target().drop_all()
 
-    def rest_delay(self) -> float:
-        return self.slow_rest_delay if self.clock() < self.slow_rest_until else 0.0
+    def refuse_upgrades(self, seconds: float) -> None:
+        """Answer WebSocket upgrades with HTTP 503 for `seconds`."""
+        self.refuse_until = self._note(f"refuse_upgrades({seconds})") + _window(seconds)
 
-    def take_rest_error(self) -> int:
-        if self.rest_error_count <= 0:
-            return 0
-        self.rest_error_count -= 1
-        return self.rest_error_status
+    def stall(self, seconds: float) -> None:
+        """Keep connections open but send nothing (no data, no pings, no pongs, no answers)."""
+        self.stall_until = self._note(f"stall({seconds})") + _window(seconds)
+
+    def silence(self, seconds: float, symbols: Iterable[str] | None = None) -> None:
+        """No data for `symbols` (all if None) for `seconds`; pings and pongs go on."""
+        self.silence_until = self._note(f"silence({seconds}, {symbols})") + _window(seconds)
+        self.silence_symbols = ALL if symbols is None else frozenset(s.upper() for s in symbols)
+
+    def malformed(self, count: int) -> int:
+        """Send `count` bad frames to every open connection (or the next one, if none is)."""
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        self._note(f"malformed({count})")
+        sent = self._need_target().send_malformed(count)
+        if not sent:
+            self.malformed_pending += count
+        return sent
+
+    def flap(self, seconds: float) -> None:
+        """For `seconds`, accept each connection, send it one frame, then drop it."""
+        self.flap_until = self._note(f"flap({seconds})") + _window(seconds)
+
+    def slow_rest(self, seconds: float, delay: float | None = None) -> None:
+        """For `seconds`, hold REST answers `delay` seconds (default: until the window ends)."""
+        self.slow_rest_until = self._note(f"slow_rest({seconds}, {delay})") + _window(seconds)
+        self.slow_rest_delay = delay
+
+    def rest_errors(self, status: int, count: int, retry_after: float = 1.0) -> None:
+        """Answer the next `count` REST requests with `status` (429, 418, 5xx, …)."""
+        if not 400 <= status <= 599 or count < 1:
+            raise ValueError(f"expected an HTTP error status and count >= 1, got {status}, {count}")
+        self._note(f"rest_errors({status}, {count})")
+        self.rest_error_status = status
+        self.rest_error_count = count
+        self.rest_error_retry_after = retry_after
+
+    def cut_lifetime(self) -> int:
+        """End every connection now, as the 24-hour cut does (a normal close)."""
+        self._note("cut_lifetime")
+        return self._need_target().cut_all()
+
+    def server_shutdown(self, grace: float | None = None) -> int:
+        """Send `serverShutdown` to every connection, then close each after `grace` seconds."""
+        grace = self.shutdown_grace if grace is None else grace
+        self._note(f"server_shutdown({grace})")
+        return self._need_target().shutdown_notice(grace)
+
+    def outage(self, seconds: float) -> None:
+        """Drop everything and refuse new connections for `seconds` (REST keeps answering)."""
+        self.refuse_upgrades(seconds)
+        self.drop_all()
 
     def clear(self) -> None:
+        """End every time-bounded fault now and forget pending counts."""
+        self._note("clear")
         self.refuse_until = self.stall_until = self.silence_until = 0.0
         self.flap_until = self.slow_rest_until = 0.0
-        self.silence_symbols = None
+        self.silence_symbols = ALL
         self.rest_error_count = 0
         self.malformed_pending = 0
 
+    # --- reading them (the simulator, on its loop) ----------------------------------------------
 
-#: Frames that a real exchange should never send, one of each kind the decoder must survive.
-MALFORMED_FRAMES: tuple[str, ...] = (
-    "{not json",
-    '{"stream":"btcusdt@bookTicker","data":{"u":"x","s":"BTCUSDT","b":1,"B":"1","a":"1","A":"1"}}',
-    '{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT"}}',
-    '{"stream":"nosuch@thing","data":{"x":1}}',
-    '{"code":-1,"msg":"unexpected error object"}',
-    "[1,2,3]",
-)
+    def refusing(self, now: float) -> bool:
+        return now < self.refuse_until
+
+    def stalled(self, now: float) -> bool:
+        return now < self.stall_until
+
+    def flapping(self, now: float) -> bool:
+        return now < self.flap_until
+
+    def silenced(self, now: float) -> frozenset[str] | None:
+        """The silenced symbols (`ALL` for all), or None when nothing is silenced."""
+        return self.silence_symbols if now < self.silence_until else None
+
+    def rest_delay(self, now: float) -> float:
+        if now >= self.slow_rest_until:
+            return 0.0
+        return self.slow_rest_until - now if self.slow_rest_delay is None else self.slow_rest_delay
+
+    def take_rest_error(self) -> tuple[int, float] | None:
+        """(status, Retry-After) for the next injected REST error, if one is due."""
+        if self.rest_error_count <= 0:
+            return None
+        self.rest_error_count -= 1
+        return self.rest_error_status, self.rest_error_retry_after
+
+    def take_malformed(self) -> int:
+        count, self.malformed_pending = self.malformed_pending, 0
+        return count
