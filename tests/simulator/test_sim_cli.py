@@ -1,0 +1,110 @@
+"""`foxtrot-stream simulate binance`: arguments, scripted faults, the URL line, clean exits."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+import time
+
+import aiohttp
+import pytest
+from sim_helpers import collect
+
+from foxtrot_stream_binance.simulator.cli import FaultSpec, build_parser, main, parse_fault, serve
+
+URLS = re.compile(r"ws (ws://127\.0\.0\.1:(\d+)) rest (http://127\.0\.0\.1:\d+)")
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        ("drop@10", FaultSpec("drop", 10.0)),
+        ("refuse@5:10", FaultSpec("refuse", 5.0, 10.0)),
+        ("stall@20:5", FaultSpec("stall", 20.0, 5.0)),
+        ("silence@8:4:BTCUSDT,ETHUSDT", FaultSpec("silence", 8.0, 4.0, "BTCUSDT,ETHUSDT")),
+        ("malformed@3:6", FaultSpec("malformed", 3.0, 6.0)),
+        ("shutdown@30:0.5", FaultSpec("shutdown", 30.0, 0.5)),
+        ("rest429@15:3:2", FaultSpec("rest429", 15.0, 3.0, "2")),
+        ("slowrest@1.5:10:0.25", FaultSpec("slowrest", 1.5, 10.0, "0.25")),
+    ],
+)
+def test_fault_specs(text: str, spec: FaultSpec) -> None:
+    assert parse_fault(text) == spec
+
+
+@pytest.mark.parametrize(
+    "text", ["drop", "boom@1", "stall@x", "rest200@1:1", "rest42@1", "slowrest@1:2:fast", "@3"]
+)
+def test_bad_fault_specs_are_usage_errors(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--fault", text])
+    assert exit_.value.code == 2
+    assert "argument --fault" in capsys.readouterr().err
+
+
+def test_faults_accept_several_after_one_flag() -> None:
+    args = build_parser().parse_args(["--fault", "drop@1", "stall@2:1", "--rate", "5"])
+    assert [f.kind for f in args.fault] == ["drop", "stall"] and args.rate == 5.0
+
+
+async def test_serve_prints_the_urls_runs_the_faults_and_stops_at_the_duration(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["--port", "0", "--symbols", "btcusdt", "--rate", "40", "--duration", "0.8"]
+    argv += ["--fault", "shutdown@0.3:0.1", "--symbol-rate", "BTCUSDT=40"]
+    task = asyncio.create_task(serve(build_parser().parse_args(argv)))
+    err = ""
+    while not (m := URLS.search(err)):
+        await asyncio.sleep(0.01)
+        err += capsys.readouterr().err
+    ws_url, rest_url = m.group(1), m.group(3)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{ws_url}/ws/btcusdt@bookTicker") as ws,
+    ):
+        messages = await collect(ws, 0.6)
+    texts = [m.data for m in messages if m.type is aiohttp.WSMsgType.TEXT]
+    assert any('"e":"serverShutdown"' in t for t in texts)
+    assert messages[-1].type is aiohttp.WSMsgType.CLOSE
+    started = time.monotonic()
+    assert await task == 0
+    assert time.monotonic() - started < 0.6
+    assert "fault" in capsys.readouterr().err
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as http:
+            await http.get(f"{rest_url}/api/v3/ping")
+
+
+def test_main_reports_a_bad_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--port", "0", "--rate", "-1"]) == 2
+    assert "rate must be >= 0" in capsys.readouterr().err
+
+
+async def _run_until(sig: signal.Signals) -> int:
+    code = (
+        "import sys; from foxtrot_stream_binance.simulator.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, "--port", "0", "--rate", "5", stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stderr is not None
+        line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
+        m = URLS.search(line)
+        assert m, line
+        async with aiohttp.ClientSession() as http, http.get(f"{m.group(3)}/api/v3/ping") as r:
+            assert r.status == 200
+        proc.send_signal(sig)
+        return await asyncio.wait_for(proc.wait(), 5)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_sigint_and_sigterm_stop_the_process_cleanly() -> None:
+    codes = await asyncio.gather(_run_until(signal.SIGTERM), _run_until(signal.SIGINT))
+    assert codes == [0, 0]

@@ -1,0 +1,369 @@
+"""Every scripted fault, seen from real clients: what arrives, what does not, and how the
+connection ends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+import websockets
+from simwire import (
+    check_book_ticker,
+    check_combined,
+    collect,
+    drain,
+    eventually,
+    leftover_tasks,
+    read_json,
+    request,
+    running,
+    stream_url,
+    until_end,
+    watch,
+    well_formed,
+)
+from websockets.exceptions import ConnectionClosedError
+
+from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+BOOKS = ("btcusdt@bookTicker", "ethusdt@bookTicker")
+
+
+async def _rest_status(http: aiohttp.ClientSession, sim: Simulator) -> int:
+    async with http.get(f"{sim.rest_url}/api/v3/ping") as r:
+        return r.status
+
+
+async def _upgrade_status(http: aiohttp.ClientSession, sim: Simulator) -> int:
+    """101 if a WebSocket upgrade is accepted (the connection is closed again at once)."""
+    try:
+        async with http.ws_connect(f"{sim.ws_url}/ws"):
+            return 101
+    except aiohttp.WSServerHandshakeError as exc:
+        return exc.status
+
+
+async def test_drop_all_ends_connections_without_a_close_frame() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=30.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as combined,
+        websockets.connect(stream_url(sim, BOOKS[0], combined=False), proxy=None) as peer,
+    ):
+        await read_json(combined)
+        await peer.recv()
+        assert sim.drop_all() == 2
+        ending = await until_end(combined)
+        with pytest.raises(ConnectionClosedError) as closed:
+            while True:
+                await peer.recv()
+        assert not ending.clean and ending.code == 1006
+        assert closed.value.rcvd is None  # no close frame came
+        assert [c.close_reason for c in sim.stats.connections.values()] == ["dropped"] * 2
+        assert not sim.clients
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as again:  # nothing refused
+            await read_json(again)
+
+
+async def test_refuse_upgrades_answers_503_while_active() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=30.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as ws,
+    ):
+        started = time.monotonic()
+        sim.refuse_upgrades(0.3)
+        assert await _upgrade_status(http, sim) == 503
+        assert await _rest_status(http, sim) == 200
+        assert len(await collect(ws, 0.1)) >= 2  # open connections are left alone
+        assert sim.stats.refused_upgrades == 1
+        await asyncio.sleep(max(0.0, started + 0.32 - time.monotonic()))
+        assert await _upgrade_status(http, sim) == 101
+
+
+async def test_stall_sends_nothing_and_ignores_pongs() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=50.0, ping_interval=0.2, pong_timeout=0.6) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS), autoping=False) as ws,
+    ):
+        before = await watch(ws, 0.3, answer_pings=False)  # the ping at 0.2 s: unanswered
+        assert len(before.pings) == 1 and before.frames
+        sim.stall(0.8)  # past the pong timeout of that ping
+        ends = time.monotonic() + 0.8
+        await drain(ws)  # what was already on its way
+        await ws.ping(b"hello?")
+        await ws.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+        await ws.pong(before.pings[0])  # a late echo: a hung server does not see it
+        during = await watch(ws, ends - 0.05 - time.monotonic(), answer_pings=False)
+        assert not (during.frames or during.pings or during.pongs or during.ended), during
+        conn = sim.stats.connections[1]
+        assert conn.pongs_received == 1 and conn.pongs_matched == 0
+        assert conn.close_reason is None and sim.stats.pong_timeouts == 0
+        # the stall ends: data and pings again, and the connection was not timed out
+        after = await watch(ws, 0.35)
+        assert after.frames and after.pings and not after.ended
+        assert all(well_formed(f, combined=True) for f in after.frames)
+        # the request sent during the stall is never answered
+        assert all("id" not in json.loads(f) for f in during.frames + after.frames)
+
+
+async def test_silence_stops_data_but_not_pings() -> None:
+    # pings every 0.3 s: its pongs and one ping of ours stay under 5 messages a second
+    async with (
+        running(symbols=SYMBOLS, rate=50.0, ping_interval=0.3, pong_timeout=1.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS), autoping=False) as ws,
+    ):
+        async with http.get(f"{sim.rest_url}/api/v3/ticker/bookTicker?symbol=BTCUSDT") as r:
+            book_before = await r.json()
+        sim.silence(0.7)
+        ends = time.monotonic() + 0.7
+        await drain(ws)
+        await ws.ping(b"still there?")
+        during = await watch(ws, ends - 0.05 - time.monotonic())
+        assert during.frames == [] and during.pings and during.pongs == 1, during
+        # the market keeps moving underneath: REST answers change
+        async with http.get(f"{sim.rest_url}/api/v3/ticker/bookTicker?symbol=BTCUSDT") as r:
+            assert await r.json() != book_before
+        after = await watch(ws, 0.25)
+        assert len(after.frames) >= 5
+        assert sim.stats.connections[1].close_reason is None
+
+
+async def test_silence_of_some_symbols_leaves_the_others_flowing() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=50.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as ws,
+    ):
+        sim.silence(0.4, ["btcusdt"])
+        ends = time.monotonic() + 0.4
+        await drain(ws, quiet=0.015)
+        frames = await collect(ws, ends - 0.05 - time.monotonic())
+        during = [check_combined(json.loads(f))[0] for f in frames]
+        assert "BTCUSDT" not in during and during.count("ETHUSDT") >= 5
+        await asyncio.sleep(max(0.0, ends + 0.02 - time.monotonic()))
+        after = [check_combined(json.loads(f))[0] for f in await collect(ws, 0.2)]
+        assert after.count("BTCUSDT") >= 4
+
+
+@pytest.mark.parametrize("combined", [True, False])
+async def test_malformed_delivers_exactly_n_bad_frames(combined: bool) -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=0.0) as sim,  # no good data in between
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, BOOKS[0], combined=combined)) as ws,
+    ):
+        await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1})  # connected, subscribed
+        assert sim.malformed(10) == 1
+        frames = await collect(ws, 0.3)
+        assert len(frames) == 10
+        assert not any(well_formed(f, combined) for f in frames), frames
+        assert not ws.closed
+
+
+async def test_malformed_frames_wait_for_the_next_connection() -> None:
+    async with running(symbols=SYMBOLS, rate=0.0) as sim, aiohttp.ClientSession() as http:
+        assert sim.malformed(3) == 0  # nobody connected: held for the next connection
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
+            frames = await collect(ws, 0.2)
+        assert len(frames) == 3 and not any(well_formed(f, True) for f in frames)
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
+            assert await collect(ws, 0.1) == []  # only once
+
+
+async def test_flap_sends_one_frame_then_drops() -> None:
+    async with running(symbols=SYMBOLS, rate=20.0) as sim, aiohttp.ClientSession() as http:
+        started = time.monotonic()
+        sim.flap(0.4)
+        async with http.ws_connect(stream_url(sim, BOOKS[0], combined=False)) as ws:
+            ending = await until_end(ws)
+        assert not ending.clean and len(ending.frames) == 1
+        check_book_ticker(json.loads(ending.frames[0]), "BTCUSDT")
+        # subscribing later: the answer, one frame, then the drop
+        async with http.ws_connect(f"{sim.ws_url}/ws") as ws:
+            await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": BOOKS, "id": 3}))
+            ending = await until_end(ws)
+        assert not ending.clean
+        answer, frame = (json.loads(f) for f in ending.frames)
+        assert answer == {"result": None, "id": 3}
+        check_book_ticker(frame)
+        assert [c.close_reason for c in sim.stats.connections.values()] == ["flap", "flap"]
+        await asyncio.sleep(max(0.0, started + 0.42 - time.monotonic()))
+        async with http.ws_connect(stream_url(sim, BOOKS[0], combined=False)) as ws:
+            assert len(await collect(ws, 0.2)) >= 2  # over: connections stay
+
+
+async def test_slow_rest_holds_answers() -> None:
+    async with running(symbols=SYMBOLS) as sim, aiohttp.ClientSession() as http:
+
+        async def timed() -> float:
+            started = time.monotonic()
+            assert await _rest_status(http, sim) == 200
+            return time.monotonic() - started
+
+        sim.slow_rest(0.5, delay=0.15)
+        assert 0.14 <= await timed() < 0.35
+        sim.slow_rest(0.3)  # no delay given: held until the window ends
+        started = time.monotonic()
+        assert await _rest_status(http, sim) == 200
+        assert 0.28 <= time.monotonic() - started < 0.5
+        assert await timed() < 0.1  # over
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "code"),
+    [(429, "0.5", -1003), (418, "3", -1003), (500, None, -1000), (503, None, -1000)],
+)
+async def test_rest_errors_answer_the_next_requests(
+    status: int, retry_after: str | None, code: int
+) -> None:
+    async with running(symbols=SYMBOLS) as sim, aiohttp.ClientSession() as http:
+        url = f"{sim.rest_url}/api/v3/ticker/bookTicker?symbol=BTCUSDT"
+        sim.rest_errors(status, 2, retry_after=float(retry_after or 1))
+        answers: list[tuple[int, Any, Any]] = []
+        for _ in range(3):
+            async with http.get(url) as r:
+                answers.append((r.status, await r.json(content_type=None), r.headers))
+    assert [a[0] for a in answers] == [status, status, 200]
+    for _, body, headers in answers[:2]:
+        assert body["code"] == code
+        assert headers.get("Retry-After") == retry_after
+        assert headers["X-MBX-USED-WEIGHT-1M"] == "0"  # refused before any weight is used
+    assert answers[2][2]["X-MBX-USED-WEIGHT-1M"] == "2"
+    assert sim.stats.rest_injected == 2
+
+
+async def test_cut_lifetime_closes_every_connection_normally() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=30.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as first,
+        http.ws_connect(stream_url(sim, BOOKS[1], combined=False)) as second,
+    ):
+        await read_json(first)
+        await read_json(second)
+        assert sim.cut_lifetime() == 2
+        endings = [await until_end(first), await until_end(second)]
+        assert all(e.clean and e.code == 1000 for e in endings), endings
+        assert [c.close_reason for c in sim.stats.connections.values()] == ["lifetime"] * 2
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as again:
+            await read_json(again)
+
+
+@pytest.mark.parametrize(
+    ("combined", "query", "unit"),
+    [(False, "", 1e3), (True, "", 1e3), (True, "timeUnit=MICROSECOND", 1e6)],
+)
+async def test_server_shutdown_notice_then_close(combined: bool, query: str, unit: float) -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=50.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, BOOKS[0], combined=combined, query=query)) as ws,
+    ):
+        await read_json(ws)
+        assert sim.server_shutdown(grace=0.25) == 1
+        noticed = time.monotonic()
+        # a replacement opened right after the notice is not affected
+        async with http.ws_connect(stream_url(sim, BOOKS[0])) as replacement:
+            ending = await until_end(ws)
+            assert len(await collect(replacement, 0.1)) >= 2
+    assert ending.clean and ending.code == 1001
+    assert 0.2 <= ending.at - noticed < 0.6
+    frames = [json.loads(f) for f in ending.frames]
+    notices = [i for i, f in enumerate(frames) if "serverShutdown" in json.dumps(f)]
+    assert len(notices) == 1
+    notice = frames[notices[0]]
+    if combined:
+        assert notice["stream"] == "!serverShutdown" and set(notice) == {"stream", "data"}
+        notice = notice["data"]
+    assert set(notice) == {"e", "E"} and notice["e"] == "serverShutdown"
+    assert type(notice["E"]) is int and abs(notice["E"] - time.time() * unit) < 5 * unit
+    assert len(frames) - notices[0] > 3, "data goes on during the grace period"
+    assert sim.stats.connections[1].close_reason == "server shutdown"
+
+
+async def test_server_shutdown_uses_the_configured_grace() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=0.0, shutdown_grace=0.15) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{sim.ws_url}/ws") as ws,
+    ):
+        sim.server_shutdown()
+        noticed = time.monotonic()
+        ending = await until_end(ws)
+    assert [json.loads(f)["e"] for f in ending.frames] == ["serverShutdown"]
+    assert ending.clean and 0.12 <= ending.at - noticed < 0.5
+
+
+async def test_outage_drops_and_refuses_then_recovers() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=30.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as ws,
+    ):
+        started = time.monotonic()
+        sim.outage(0.3)
+        ending = await until_end(ws)
+        assert not ending.clean
+        assert await _upgrade_status(http, sim) == 503
+        assert await _rest_status(http, sim) == 200  # REST keeps answering
+        await asyncio.sleep(max(0.0, started + 0.32 - time.monotonic()))
+        assert await _upgrade_status(http, sim) == 101
+
+
+async def test_clear_ends_every_fault_at_once() -> None:
+    async with running(symbols=SYMBOLS, rate=50.0) as sim, aiohttp.ClientSession() as http:
+        sim.refuse_upgrades(10)
+        sim.stall(10)
+        sim.silence(10)
+        sim.flap(10)
+        sim.slow_rest(10)
+        sim.rest_errors(500, 5)
+        sim.malformed(4)  # nobody connected: pending
+        sim.clear()
+        started = time.monotonic()
+        assert await _rest_status(http, sim) == 200
+        assert time.monotonic() - started < 0.2
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
+            frames = await collect(ws, 0.2)
+            assert len(frames) >= 5 and all(well_formed(f, True) for f in frames)
+            assert not ws.closed
+
+
+async def test_stop_leaves_nothing_behind() -> None:
+    sim = await Simulator(
+        SimulatorConfig(symbols=SYMBOLS, rate=50.0, ping_interval=0.2, close_timeout=0.3)
+    ).start()
+    async with aiohttp.ClientSession() as http:
+        reading = await http.ws_connect(stream_url(sim, *BOOKS))
+        deaf = await http.ws_connect(stream_url(sim, *BOOKS))  # never reads: no close reply
+        noticed = await http.ws_connect(f"{sim.ws_url}/ws")
+        await read_json(reading)
+        sim.server_shutdown(grace=5.0)  # a close scheduled for later
+        sim.slow_rest(5.0)
+        held = asyncio.create_task(_rest_status(http, sim))  # a REST answer being held
+        await eventually(lambda: sim.stats.rest_requests == 1)
+
+        started = time.monotonic()
+        await sim.stop()
+        assert time.monotonic() - started < 2.0
+        await sim.stop()  # idempotent
+        assert not leftover_tasks()
+        assert not sim.clients
+        assert all(c.closed_at is not None for c in sim.stats.connections.values())
+        ending = await until_end(reading)
+        assert ending.code in (1001, 1006)
+        with pytest.raises((aiohttp.ClientError, asyncio.TimeoutError)):
+            await asyncio.wait_for(held, 1.0)
+        for ws in (reading, deaf, noticed):
+            await ws.close()
+    await asyncio.sleep(0)
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    assert not others, others
