@@ -1,0 +1,71 @@
+"""The adapter's REST side against the simulator: batching, weights, 429/418, refused symbols."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from foxtrot_stream.records import PollError
+from foxtrot_stream_binance.adapter import BinanceAdapter
+from foxtrot_stream_binance.settings import BinanceSettings
+from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[tuple[Simulator, BinanceAdapter, aiohttp.ClientSession]]:
+    config = SimulatorConfig(
+        symbols=("BTCUSDT", "ETHUSDT", "HALTUSDT"), statuses={"HALTUSDT": "HALT"}, rate=5.0
+    )
+    async with Simulator(config) as sim, aiohttp.ClientSession() as session:
+        settings = BinanceSettings(ws_url=sim.ws_url, rest_url=sim.rest_url)  # type: ignore[arg-type]
+        yield sim, BinanceAdapter(settings), session
+
+
+async def test_one_request_for_many_symbols_with_weight(env) -> None:  # type: ignore[no-untyped-def]
+    sim, adapter, session = env
+    result = await adapter.poll(session, ["BTCUSDT", "ETHUSDT"])
+    assert {t.symbol for t in result.ticks} == {"BTCUSDT", "ETHUSDT"}
+    assert sim.stats.rest_by_path["/api/v3/ticker/bookTicker"] == 1
+    assert result.used_weight == 4
+    t = next(t for t in result.ticks if t.symbol == "BTCUSDT")
+    assert t.transport.value == "http" and t.seq is None and t.bid < t.ask
+    assert result.requested_ns <= t.received_ts
+
+
+async def test_429_and_418_carry_retry_after(env) -> None:  # type: ignore[no-untyped-def]
+    sim, adapter, session = env
+    sim.rest_errors(429, 1, retry_after=3.0)
+    limited = await adapter.poll(session, ["BTCUSDT", "ETHUSDT"])
+    assert (limited.retry_after, limited.banned, limited.ticks) == (3.0, False, ())
+    sim.rest_errors(418, 1, retry_after=120.0)
+    banned = await adapter.poll(session, ["BTCUSDT"])
+    assert (banned.retry_after, banned.banned) == (120.0, True)
+
+
+async def test_5xx_is_a_poll_error(env) -> None:  # type: ignore[no-untyped-def]
+    sim, adapter, session = env
+    sim.rest_errors(500, 1)
+    with pytest.raises(PollError, match="500"):
+        await adapter.poll(session, ["BTCUSDT"])
+
+
+async def test_an_invalid_symbol_in_a_batch_is_isolated_and_named(env) -> None:  # type: ignore[no-untyped-def]
+    _sim, adapter, session = env
+    result = await adapter.poll(session, ["BTCUSDT", "NOPEUSDT", "ETHUSDT"])
+    assert {t.symbol for t in result.ticks} == {"BTCUSDT", "ETHUSDT"}
+    assert set(result.invalid) == {"NOPEUSDT"}
+    assert "NOPEUSDT" in result.invalid["NOPEUSDT"]
+
+
+async def test_symbols_are_validated_against_exchange_info(env) -> None:  # type: ignore[no-untyped-def]
+    sim, adapter, session = env
+    check = await adapter.validate_symbols(session, ["BTCUSDT", "NOPEUSDT", "HALTUSDT"])
+    assert check.valid == ("BTCUSDT",)
+    assert check.invalid == {
+        "NOPEUSDT": "NOPEUSDT is not listed on Binance (exchangeInfo)",
+        "HALTUSDT": "HALTUSDT is not trading on Binance (status HALT)",
+    }
+    await adapter.validate_symbols(session, ["ETHUSDT"])
+    assert sim.stats.rest_by_path["/api/v3/exchangeInfo"] == 1  # cached
