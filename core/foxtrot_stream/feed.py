@@ -25,6 +25,7 @@ import attrs
 
 from foxtrot_stream.backoff import Backoff
 from foxtrot_stream.breaker import BreakerState, CircuitBreaker
+from foxtrot_stream.buffer import ConflatingBuffer, SlowConsumer
 from foxtrot_stream.model import Tick, TransportKind
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.records import (
@@ -147,6 +148,7 @@ class Feed:
         self.ws_log = logging.getLogger(f"{self.display}WebSocket")
         self.error_log = logging.getLogger(f"{self.display}Error")
         self.consumers: list[Consumer] = []
+        self.buffers: list[ConflatingBuffer] = []
         self.sequencer = Sequencer(self._deliver)
         self.counters = FeedCounters()
         self.shards: list[Shard] = []
@@ -169,7 +171,18 @@ class Feed:
     # --- wiring ------------------------------------------------------------------------------
 
     def add_consumer(self, consumer: Consumer) -> None:
+        """A fast consumer, called on the feed's loop for every tick: it must not block."""
         self.consumers.append(consumer)
+
+    def add_buffered_consumer(self, consumer: SlowConsumer) -> ConflatingBuffer:
+        """A consumer that may be slower than the market (sync or async): it runs on its own
+        task behind a `ConflatingBuffer` (newest quote per symbol; superseded ones counted as
+        dropped). Call after `start()`."""
+        buffer = ConflatingBuffer(consumer)
+        self.buffers.append(buffer)
+        self.consumers.append(buffer.put)
+        self._spawn(buffer.run(), f"{self.name}-consumer-{len(self.buffers)}")
+        return buffer
 
     def _deliver(self, tick: Tick) -> None:
         for consumer in self.consumers:
@@ -684,6 +697,8 @@ class Feed:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+        for buffer in self.buffers:  # what was received reaches its consumer
+            await buffer.drain()
         if self._session is not None:
             await self._session.close()
             self._session = None

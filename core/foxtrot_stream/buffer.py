@@ -1,0 +1,79 @@
+"""A bounded hand-off between the feed and a consumer slower than the market.
+
+The feed's loop must never wait for a consumer (a slow one would stall the network reads and
+let latency grow without bound), and memory must not grow behind one either. So a buffered
+consumer gets at most one pending tick per symbol: a newer quote supersedes an older one, and
+every superseded tick is counted as dropped. Memory is bounded by the number of symbols, and the
+consumer always receives the newest quote of each symbol, in order, never an older after a newer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+
+from foxtrot_stream.model import Tick
+
+SlowConsumer = Callable[[Tick], Awaitable[None] | None]
+
+
+class ConflatingBuffer:
+    """Policy `drop-oldest-per-symbol`. Call `put` from the feed; run `run()` as a task."""
+
+    policy = "drop-oldest-per-symbol"
+
+    def __init__(self, consumer: SlowConsumer) -> None:
+        self.consumer = consumer
+        self._pending: dict[str, Tick] = {}
+        self._ready = asyncio.Event()
+        self.received = 0
+        self.dropped = 0
+        self.delivered = 0
+        self.errors = 0
+        self.high_water = 0
+
+    def put(self, tick: Tick) -> None:
+        self.received += 1
+        pending = self._pending
+        if pending.pop(tick.symbol, None) is not None:
+            self.dropped += 1
+        pending[tick.symbol] = tick  # to the back: symbols are served in arrival order
+        if len(pending) > self.high_water:
+            self.high_water = len(pending)
+        self._ready.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def run(self) -> None:
+        is_async = inspect.iscoroutinefunction(self.consumer)
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._pending:
+                symbol = next(iter(self._pending))
+                tick = self._pending.pop(symbol)
+                self.delivered += 1  # handed over (received = delivered + dropped + pending)
+                try:
+                    result = self.consumer(tick)
+                    if is_async or inspect.isawaitable(result):
+                        await result  # type: ignore[misc]
+                    else:
+                        await asyncio.sleep(0)  # let the feed run between two slow calls
+                except Exception:
+                    self.errors += 1
+
+    async def drain(self) -> None:
+        """Deliver what is pending (on shutdown: what was received is not lost)."""
+        while self._pending:
+            symbol = next(iter(self._pending))
+            tick = self._pending.pop(symbol)
+            self.delivered += 1
+            try:
+                result = self.consumer(tick)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self.errors += 1

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import asyncio
+
+from foxtrot_stream.buffer import ConflatingBuffer
+from foxtrot_stream.model import Tick, TransportKind
+
+
+def tick(symbol: str, seq: int) -> Tick:
+    return Tick("t", symbol, 1.0, 1.0, 2.0, 1.0, None, seq, None, None, 0, TransportKind.WEBSOCKET)
+
+
+async def test_newest_quote_per_symbol_wins_and_drops_are_counted() -> None:
+    got: list[tuple[str, int | None]] = []
+    buffer = ConflatingBuffer(lambda t: got.append((t.symbol, t.seq)))
+    for seq in range(5):
+        buffer.put(tick("A", seq))
+        buffer.put(tick("B", seq))
+    assert buffer.pending == 2 and buffer.dropped == 8
+    task = asyncio.create_task(buffer.run())
+    await asyncio.sleep(0.01)
+    assert got == [("A", 4), ("B", 4)]
+    task.cancel()
+
+
+async def test_drain_delivers_whatever_is_pending() -> None:
+    got: list[int | None] = []
+
+    async def consumer(t: Tick) -> None:
+        got.append(t.seq)
+
+    buffer = ConflatingBuffer(consumer)
+    buffer.put(tick("A", 1))
+    await buffer.drain()
+    assert got == [1] and buffer.pending == 0
+
+
+async def test_a_consumer_that_raises_is_counted_and_goes_on() -> None:
+    def bad(_t: Tick) -> None:
+        raise ValueError("boom")
+
+    buffer = ConflatingBuffer(bad)
+    buffer.put(tick("A", 1))
+    task = asyncio.create_task(buffer.run())
+    await asyncio.sleep(0.01)
+    assert buffer.errors == 1 and buffer.delivered == 1
+    task.cancel()
