@@ -135,6 +135,8 @@ class PollResult:
     invalid: dict[str, str] = attrs.Factory(dict)
     """symbol → error, for symbols the exchange refused (reported once, not retried)."""
     used_weight: int | None = None
+    weight_limit: int | None = None
+    """The exchange's request-weight allowance per minute, where it publishes one."""
     requested_ns: int = 0
     """When the request was sent (ns since the epoch): a REST quote is no newer than this."""
 

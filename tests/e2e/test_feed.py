@@ -133,3 +133,22 @@ async def test_a_consumer_that_raises_does_not_stop_the_others(
     await wait_for(lambda: len(rec.ticks) > before + 5, 3, "ticks")
     assert feed.counters.consumer_errors >= 5
     assert logs.count("consumer") == 1
+
+
+async def test_polling_pauses_near_the_weight_allowance_instead_of_getting_429(
+    host: PluginHost, logs: Logs
+) -> None:
+    config = SimulatorConfig(symbols=("BTCUSDT", "ETHUSDT"), rate=20.0, weight_limit=60)
+    async with Simulator(config) as sim:
+        settings = settings_for(host, sim, websocket__enabled=False, http_fallback__interval=0.05)
+        feed = Feed(host, settings, "binance")
+        try:
+            await feed.start(["BTCUSDT", "ETHUSDT"])
+            await wait_for(lambda: getattr(feed.poller, "weight_holds", 0) == 1, 5, "a pause")
+            polls = sim.stats.rest_by_path.get("/api/v3/ticker/bookTicker", 0)
+            await asyncio.sleep(0.5)
+            assert sim.stats.rest_by_path.get("/api/v3/ticker/bookTicker", 0) == polls
+            assert sim.stats.rest_throttled == 0  # never refused: we stopped first
+            assert logs.count("request weight this minute: pausing") == 1
+        finally:
+            await feed.stop()

@@ -74,6 +74,8 @@ class BinanceAdapter:
         self._quotes: dict[str, _Quote] = {}
         self._listed: dict[str, str] | None = None  # symbol → status
         self._listed_at = 0.0
+        self.weight_limit: int | None = None
+        """REQUEST_WEIGHT per minute, read from exchangeInfo's rateLimits (not hard-coded)."""
 
     # --- streams and control messages ------------------------------------------------------
 
@@ -200,6 +202,9 @@ class BinanceAdapter:
             raise PollError(f"exchangeInfo failed: {type(exc).__name__}: {exc}") from exc
         self._listed = {s["symbol"]: s.get("status", "TRADING") for s in body.get("symbols", [])}
         self._listed_at = now
+        for limit in body.get("rateLimits", []):
+            if limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval") == "MINUTE":
+                self.weight_limit = int(limit["limit"]) // max(1, int(limit.get("intervalNum", 1)))
         return self._listed
 
     async def validate_symbols(
@@ -294,7 +299,12 @@ class BinanceAdapter:
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 error_log.warning("malformed bookTicker row %r: %s", row, exc)
-        return PollResult(tuple(ticks), used_weight=weight, requested_ns=requested_ns)
+        return PollResult(
+            tuple(ticks),
+            used_weight=weight,
+            weight_limit=self.weight_limit,
+            requested_ns=requested_ns,
+        )
 
     async def _find_invalid(
         self, session: aiohttp.ClientSession, symbols: Sequence[str]

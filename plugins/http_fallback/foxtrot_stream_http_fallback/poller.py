@@ -16,6 +16,9 @@ from collections.abc import Sequence
 
 from foxtrot_stream.records import FeedContext, PollError, PollResult
 
+#: Share of the exchange's weight allowance after which polling waits for the next minute.
+WEIGHT_HEADROOM = 0.9
+
 
 class HttpPoller:
     def __init__(self, context: FeedContext, symbols: Sequence[str], interval: float) -> None:
@@ -33,6 +36,7 @@ class HttpPoller:
         self.failed_polls = 0
         self.rate_limited = 0
         self.rate_limit_wait = 0.0
+        self.weight_holds = 0
         self.used_weight: int | None = None
         self.refused: dict[str, str] = {}
 
@@ -69,6 +73,8 @@ class HttpPoller:
             result = await self._poll_once()
             if result is not None and result.retry_after:
                 self._hold(result)
+            elif result is not None:
+                self._pace(result)
             elapsed = clock() - started
             await self._sleep(max(0.0, self.interval - elapsed))
 
@@ -109,6 +115,23 @@ class HttpPoller:
         what = "IP banned (HTTP 418)" if result.banned else "rate limited (HTTP 429)"
         self.error_log.warning(
             "HTTP polling %s: no request for %gs, as Retry-After asks", what, result.retry_after
+        )
+
+    def _pace(self, result: PollResult) -> None:
+        """Near the exchange's weight allowance, wait for its minute to end rather than be
+        refused (a 429 ignored long enough becomes an IP ban)."""
+        used, limit = result.used_weight, result.weight_limit
+        if used is None or not limit or used < WEIGHT_HEADROOM * limit:
+            return
+        wait = 60.0 - time.time() % 60.0 + 1.0  # the allowance is per calendar minute
+        self.weight_holds += 1
+        self._hold_until = time.monotonic() + wait
+        self.error_log.warning(
+            "HTTP polling used %d of %d request weight this minute: pausing %.0fs "
+            "until the next minute",
+            used,
+            limit,
+            wait,
         )
 
     async def _sleep(self, seconds: float | None, *, wakeable: bool = True) -> None:
