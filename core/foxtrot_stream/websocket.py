@@ -64,33 +64,55 @@ class SendWindow:
 
 class ConnectBudget:
     """Paces connection attempts to one host: many shards reconnecting at once must not spend
-    the exchange's per-IP allowance (Binance: 300 attempts per 5 minutes) and get it banned."""
+    the exchange's per-IP allowance (Binance: 300 attempts per 5 minutes) and get it banned.
+
+    The exchange stamps an attempt when it arrives, somewhere between our decision to connect
+    and the end of the handshake. So an attempt counts from the moment we start it until
+    `window` seconds after it ended: whatever the delays, no `window` of the exchange's clock
+    can hold more than `limit` of our attempts.
+    """
 
     def __init__(self, host: str, limit: int, window: float) -> None:
         self.host = host
-        # 5 % wider than the exchange's window: it counts by its own clock, after our handshake
-        # has crossed the network, so attempts we space exactly could bunch up on its side
-        self.window = SendWindow(limit, window * 1.05)
+        self.limit = max(1, limit)
+        self.period = window
+        self._in_flight = 0
+        self._ended: deque[float] = deque()
         self.attempts = 0
         self.waits = 0
         self.waited = 0.0
 
+    def delay(self) -> float:
+        now = time.monotonic()
+        while self._ended and self._ended[0] <= now - self.period:
+            self._ended.popleft()
+        if self._in_flight + len(self._ended) < self.limit:
+            return 0.0
+        if self._ended:
+            return self._ended[0] + self.period - now
+        return 0.05  # every slot is an attempt still under way: wait for one to end
+
     async def acquire(self, log: logging.Logger) -> None:
-        delay = self.window.delay()
+        delay = self.delay()
         if delay > 0:
             self.waits += 1
             self.waited += delay
             log.warning(
                 "connection budget: %d attempts to %s in the last %gs; next attempt in %.1fs",
-                self.window.limit,
+                self.limit,
                 self.host,
-                self.window.period,
+                self.period,
                 delay,
             )
-            await self.window.acquire()
-        else:
-            self.window.record()
+            while (delay := self.delay()) > 0:  # noqa: ASYNC110 - a deadline, not a condition
+                await asyncio.sleep(delay)
+        self._in_flight += 1
         self.attempts += 1
+
+    def release(self) -> None:
+        """The attempt ended (connected or failed): it counts for one more window."""
+        self._in_flight -= 1
+        self._ended.append(time.monotonic())
 
 
 #: Budgets shared by every feed of this process, by host (the exchange counts per IP).
@@ -186,6 +208,12 @@ class WebSocketConnection:
         budget = budget_for(budgets, url, limits.max_connects, limits.connect_window)
         display = self.context.display_name or self.adapter.display_name
         await budget.acquire(logging.getLogger(f"{display}WebSocket"))
+        try:
+            return await self._handshake(url)
+        finally:
+            budget.release()
+
+    async def _handshake(self, url: str) -> aiohttp.ClientWebSocketResponse:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 return await self.context.session.ws_connect(
