@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from foxtrot_stream.backoff import Backoff, HealthGate, schedule
+from foxtrot_stream.testing import FakeClock
 
 # The guide's "Example Reconnection Timeline" with its defaults (1.0 / 60.0).
 GUIDE_TIMELINE = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
@@ -22,17 +23,6 @@ def bounds(draw: st.DrawFn) -> tuple[float, float]:
     base = draw(delays)
     cap = draw(st.floats(min_value=base, max_value=base * 2**20))
     return base, cap
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_guide_timeline() -> None:

@@ -16,6 +16,7 @@ from hypothesis.stateful import (
 
 from foxtrot_stream.backoff import Backoff
 from foxtrot_stream.breaker import BreakerState, CircuitBreaker, Transition
+from foxtrot_stream.testing import FakeClock
 
 CLOSED, OPEN, HALF_OPEN, EXHAUSTED = (
     BreakerState.CLOSED,
@@ -23,17 +24,6 @@ CLOSED, OPEN, HALF_OPEN, EXHAUSTED = (
     BreakerState.HALF_OPEN,
     BreakerState.EXHAUSTED,
 )
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # --- examples ---------------------------------------------------------------------------------

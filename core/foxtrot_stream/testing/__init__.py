@@ -1,5 +1,6 @@
 """Helpers for testing plugins: what plugin authors import in their own tests."""
 
+from foxtrot_stream.testing.clock import FakeClock
 from foxtrot_stream.testing.distributions import fake_distribution, host_from_path
 
-__all__ = ["fake_distribution", "host_from_path"]
+__all__ = ["FakeClock", "fake_distribution", "host_from_path"]
