@@ -106,3 +106,14 @@ def test_bad_arguments_exit_2() -> None:
 def test_unknown_simulator(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "kraken"]) == 2
     assert "no simulator for adapter 'kraken'" in capsys.readouterr().err
+
+
+def test_unknown_policy_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    f = tmp_path / "s.json"
+    f.write_text('{"websocket.policy": "linear"}')
+    for args in (("config", "check", str(f)), ("run", "--config", str(f), "--symbols", "BTCUSDT")):
+        proc = run_cli(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert "websocket.policy = 'linear': no policy plugin of that name" in proc.stderr
+        assert "(installed: exponential)" in proc.stderr

@@ -272,25 +272,28 @@ class PluginHost:
 
         A skipped plugin is needed when its entry-point name is an adapter name the settings
         mention (``websocket.<name>.*`` or ``<name>.*`` set in the file), when it is asked for,
-        and always when it is the core's own.
+        and always when it is the core's own. Also fails when ``websocket.policy`` names a
+        policy no plugin provides.
         """
         wanted = set(symbols_for)
         for key in settings.origin:
             parts = key.split(".")
             wanted.add(parts[1] if parts[0] == "websocket" and len(parts) == 3 else parts[0])
         fatal = [
-            p
+            f"plugin {p.origin} is enabled by the settings but could not be loaded: {p.error}"
             for p in self.problems
             if p.origin.entry_point in wanted or p.origin.distribution == CORE_DISTRIBUTION
         ]
-        if fatal:
-            raise PluginLoadError(
-                "\n".join(
-                    f"plugin {p.origin} is enabled by the settings but could not be loaded: "
-                    f"{p.error}"
-                    for p in fatal
-                )
+        policy = settings.websocket.policy
+        # a host without any policy has no core plugin either: nothing here could run a feed
+        if policy not in self.policies and (self.policies or "websocket.policy" in settings.origin):
+            installed = ", ".join(sorted(self.policies)) or "none"
+            fatal.append(
+                f"websocket.policy = {policy!r}: no policy plugin of that name is installed "
+                f"(installed: {installed})"
             )
+        if fatal:
+            raise PluginLoadError("\n".join(fatal))
 
     # --- typed hook calls --------------------------------------------------------------------
 
