@@ -48,32 +48,24 @@ class ConflatingBuffer:
         return len(self._pending)
 
     async def run(self) -> None:
-        is_async = inspect.iscoroutinefunction(self.consumer)
         while True:
             await self._ready.wait()
             self._ready.clear()
             while self._pending:
-                symbol = next(iter(self._pending))
-                tick = self._pending.pop(symbol)
-                self.delivered += 1  # handed over (received = delivered + dropped + pending)
-                try:
-                    result = self.consumer(tick)
-                    if is_async or inspect.isawaitable(result):
-                        await result  # type: ignore[misc]
-                    else:
-                        await asyncio.sleep(0)  # let the feed run between two slow calls
-                except Exception:
-                    self.errors += 1
+                await self._deliver_next()
+                await asyncio.sleep(0)  # let the feed run between two (slow) consumer calls
 
     async def drain(self) -> None:
         """Deliver what is pending (on shutdown: what was received is not lost)."""
         while self._pending:
-            symbol = next(iter(self._pending))
-            tick = self._pending.pop(symbol)
-            self.delivered += 1
-            try:
-                result = self.consumer(tick)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                self.errors += 1
+            await self._deliver_next()
+
+    async def _deliver_next(self) -> None:
+        tick = self._pending.pop(next(iter(self._pending)))
+        self.delivered += 1  # handed over (received = delivered + dropped + pending)
+        try:
+            result = self.consumer(tick)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            self.errors += 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from foxtrot_stream.feed import Feed
 from foxtrot_stream.jsonc import strip_comments
 from foxtrot_stream.output import LiveTable
 from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.runner import stop_on_signals
 from foxtrot_stream.settings import load
 
 #: The guide's example configuration, as printed there.
@@ -132,46 +132,40 @@ async def run_demo(host: PluginHost, *, adapter: str, duration: float, table: bo
         live = LiveTable(feed)
         feed.add_consumer(live)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     outage_at, outage_for = 0.2 * duration, 0.3 * duration
     say(
         f"demo: Binance simulator on {values.get(f'{adapter}.ws_url')}; the guide's configuration "
         f"with timings scaled to {duration:g}s; outage scripted at {outage_at:.0f}s "
         f"for {outage_for:.0f}s"
     )
-    try:
-        await feed.start(DEMO_SYMBOLS)
-        if live is not None:
-            live.start()
-        outage_done = False
-        while not stop.is_set():
-            elapsed = time.monotonic() - started
-            if elapsed >= duration:
-                break
-            if not outage_done and elapsed >= outage_at:
-                outage_done = True
-                say(
-                    f"[{elapsed:5.1f}s] simulator: outage — every WebSocket dropped and new "
-                    f"ones refused for {outage_for:.0f}s (REST keeps answering)"
-                )
-                sim.outage(outage_for)
-            narrator.check()
+    with stop_on_signals(stop):
+        try:
+            await feed.start(DEMO_SYMBOLS)
             if live is not None:
-                live.refresh()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.25):
-                    await stop.wait()
-    finally:
-        if live is not None:
-            live.stop()
-        await feed.stop()
-        await sim.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+                live.start()
+            outage_done = False
+            while not stop.is_set():
+                elapsed = time.monotonic() - started
+                if elapsed >= duration:
+                    break
+                if not outage_done and elapsed >= outage_at:
+                    outage_done = True
+                    say(
+                        f"[{elapsed:5.1f}s] simulator: outage — every WebSocket dropped and new "
+                        f"ones refused for {outage_for:.0f}s (REST keeps answering)"
+                    )
+                    sim.outage(outage_for)
+                narrator.check()
+                if live is not None:
+                    live.refresh()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.25):
+                        await stop.wait()
+        finally:
+            if live is not None:
+                live.stop()
+            await feed.stop()
+            await sim.stop()
     for symbol, per in sorted(narrator.ticks.items()):
         counts = ", ".join(f"{n} over {t}" for t, n in sorted(per.items()))
         say(f"demo: {symbol}: {counts}")

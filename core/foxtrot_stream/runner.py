@@ -5,12 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.output import JsonLines, LiveTable
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.settings import Settings
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` (a clean exit 0) while inside; handlers removed after."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 async def run(
@@ -24,10 +40,6 @@ async def run(
 ) -> int:
     feed = Feed(host, settings, adapter)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     jsonl: JsonLines | None = None
     table: LiveTable | None = None
     if fmt == "jsonl":
@@ -37,6 +49,18 @@ async def run(
         table = LiveTable(feed)
         feed.add_consumer(table)
         table.start()
+    with stop_on_signals(stop):
+        return await _stream(feed, symbols, stop, duration, jsonl, table)
+
+
+async def _stream(
+    feed: Feed,
+    symbols: Sequence[str],
+    stop: asyncio.Event,
+    duration: float | None,
+    jsonl: JsonLines | None,
+    table: LiveTable | None,
+) -> int:
     try:
         await feed.start(symbols)
         if not feed.symbols:
@@ -58,7 +82,4 @@ async def run(
             jsonl.flush()
         if table is not None:
             table.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
     return 0

@@ -202,10 +202,9 @@ class WebSocketConnection:
 
     async def _open(self, url: str) -> aiohttp.ClientWebSocketResponse:
         limits = self.adapter.limits
-        budgets = (
-            self.context.connect_budgets if self.context.connect_budgets is not None else BUDGETS
+        budget = budget_for(
+            self.context.connect_budgets, url, limits.max_connects, limits.connect_window
         )
-        budget = budget_for(budgets, url, limits.max_connects, limits.connect_window)
         display = self.context.display_name or self.adapter.display_name
         await budget.acquire(logging.getLogger(f"{display}WebSocket"))
         try:
