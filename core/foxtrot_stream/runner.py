@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Iterator, Sequence
 
 from foxtrot_stream.feed import Feed
@@ -64,7 +65,9 @@ async def _stream(
     try:
         await feed.start(symbols)
         if not feed.symbols:
-            return 2  # every symbol refused; each was reported
+            refused = ", ".join(sorted(feed.refused)) or ", ".join(symbols)
+            print(f"foxtrot-stream: nothing to stream: {refused} refused", file=sys.stderr)
+            return 2
         async with asyncio.timeout(duration):
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):

@@ -103,3 +103,14 @@ async def test_bad_settings_exit_2_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert b"websocket.heartbeat.interval = -1: expected a number greater than 0" in err
     assert b"Traceback" not in err
+
+
+async def test_only_unknown_symbols_exit_2_naming_them(sim: Simulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sim)
+    proc = await start_run(config, "--symbols", "NOPEUSDT", "--format", "jsonl")
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 2
+    assert out == b""
+    assert b"NOPEUSDT refused: NOPEUSDT is not listed on Binance" in err
+    assert b"foxtrot-stream: nothing to stream: NOPEUSDT refused" in err
+    assert b"Traceback" not in err
