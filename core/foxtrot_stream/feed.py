@@ -678,6 +678,25 @@ class Feed:
     def describe_symbol(self, symbol: str) -> tuple[str, str]:
         return describe_symbol(self, symbol)
 
+    def status(self) -> dict[str, Any]:
+        """This feed's state as plain JSON-safe data (see `metrics` for the full picture)."""
+        symbols = {}
+        for symbol in sorted(self.symbols):
+            transport, breaker = describe_symbol(self, symbol)
+            symbols[symbol] = {"transport": transport, "breaker": breaker}
+        return {
+            "adapter": self.name,
+            "display_name": self.display,
+            "symbols": symbols,
+            "refused": dict(self.refused),
+            "connections": [
+                {"id": s.id, "breaker": s.breaker.state.value, "live": s.live}
+                for s in self.shards
+            ],
+            "counters": attrs.asdict(self.counters),
+            "sequencer": attrs.asdict(self.sequencer.counts),
+        }
+
     def breaker_states(self) -> dict[int, BreakerState]:
         return {shard.id: shard.breaker.state for shard in self.shards}
 
