@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ import attrs
 from foxtrot_stream.backoff import Backoff
 from foxtrot_stream.breaker import BreakerState, CircuitBreaker
 from foxtrot_stream.buffer import ConflatingBuffer, SlowConsumer
+from foxtrot_stream.metrics import FeedMetrics
 from foxtrot_stream.model import Tick, TransportKind
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.records import (
@@ -37,6 +39,8 @@ from foxtrot_stream.records import (
     FrameHandler,
     Poller,
     PollError,
+    ServerClock,
+    StateChange,
     TickSink,
     TransportFailure,
 )
@@ -44,10 +48,13 @@ from foxtrot_stream.routing import why_http
 from foxtrot_stream.sequencer import Sequencer
 from foxtrot_stream.settings import INSECURE_HINT, Settings, insecure_urls
 from foxtrot_stream.staleness import StalenessTracker, Verdict
+from foxtrot_stream.status import AdapterStatus, adapter_status, to_plain
 from foxtrot_stream.websocket import BUDGETS
 
 #: A rotation starts this far into the exchange's connection lifetime.
 ROTATE_AT = 0.9
+#: Seconds between two round trips to the exchange's time endpoint (the first four are quick).
+CLOCK_SYNC_EVERY = 60.0
 
 Consumer = Callable[[Tick], None]
 
@@ -80,6 +87,10 @@ class Shard:
         """True while a connection of this shard is delivering data."""
         self.successor: tuple[Connection, asyncio.Task[None], _Listener] | None = None
         """Set by a rotation: the connection that takes over when the current one closes."""
+        self.opened_at: float | None = None
+        """When the current connection opened (feed clock); None while down."""
+        self.connects = 0
+        self.reconnects = 0
 
 
 class _Listener:
@@ -96,6 +107,7 @@ class _Listener:
     def opened(self) -> None:
         self.opened_at = self.feed.clock()
         self.feed.log.info("WebSocket connection established")
+        self.feed._opened(self.shard, self.opened_at)
 
     def first_data(self) -> None:
         self.data.set()
@@ -149,8 +161,15 @@ class Feed:
         self.error_log = logging.getLogger(f"{self.display}Error")
         self.consumers: list[Consumer] = []
         self.buffers: list[ConflatingBuffer] = []
+        self.metrics = FeedMetrics(clock)
+        self._record = self.metrics.record
         self.sequencer = Sequencer(self._deliver)
         self.counters = FeedCounters()
+        self.changes: deque[StateChange] = deque(maxlen=100)
+        """The latest state changes, oldest first (also sent to `on_state_change`)."""
+        self.state_listeners: list[Callable[[StateChange], None]] = []
+        self._transport_seen: dict[str, str] = {}
+        self.stopped = False
         self.shards: list[Shard] = []
         self.poller: Poller | None = None
         self.symbols: dict[str, str | None] = {}
@@ -185,6 +204,7 @@ class Feed:
         return buffer
 
     def _deliver(self, tick: Tick) -> None:
+        self._record(tick)
         for consumer in self.consumers:
             try:
                 consumer(tick)
@@ -233,6 +253,9 @@ class Feed:
                     "%s.%s = %s is not encrypted: %s", prefix, field, url, INSECURE_HINT
                 )
         self._spawn(self._watch_staleness(), f"{self.name}-staleness")
+        self._spawn(self._sample_metrics(), f"{self.name}-metrics")
+        if isinstance(self.adapter, ServerClock):
+            self._spawn(self._sync_clock(self.adapter), f"{self.name}-clock")
         await self.subscribe(symbols)
 
     # --- subscriptions -------------------------------------------------------------------------
@@ -276,6 +299,7 @@ class Feed:
             self.sequencer.forget(symbol)
             self.staleness.forget(symbol)
             self.stale_polled.discard(symbol)
+            self.metrics.forget(symbol)
         if self.poller is not None:
             self.poller.remove(gone)
         for shard in self.shards:
@@ -289,6 +313,7 @@ class Feed:
                 with contextlib.suppress(Exception):
                     await shard.conn.unsubscribe(leaving)
         self.shards = [s for s in self.shards if s.symbols]
+        self._note_transports()
 
     def _capacity(self) -> int:
         per_symbol = max(1, len(self.adapter.streams_for("X")))
@@ -344,10 +369,12 @@ class Feed:
                 return
             self._spawn(self.poller.run(), f"{self.name}-poller")
         self.poller.add(symbols)
+        self._note_transports(reason)
 
     def _unpoll(self, symbols: Sequence[str]) -> None:
         if self.poller is not None:
             self.poller.remove(symbols)
+            self._note_transports("WebSocket delivers again")
 
     def transport_of(self, symbol: str) -> TransportKind | None:
         """The transport serving `symbol` right now (HTTP while both overlap)."""
@@ -365,7 +392,7 @@ class Feed:
     async def _supervise(self, shard: Shard) -> None:
         breaker = shard.breaker
         while not self._stopping and shard.symbols:
-            self._log_transition(breaker.poll())
+            self._log_transition(breaker.poll(), shard)
             state = breaker.state
             if state is BreakerState.EXHAUSTED:
                 await self._wait(shard, None)
@@ -431,6 +458,15 @@ class Feed:
                 continue
             shard.conn = None
             shard.live = False
+            shard.opened_at = None
+            self._changed(
+                "connection",
+                f"connection {shard.id}",
+                "up",
+                "down",
+                failure.kind if failure is not None else "closed",
+            )
+            self._note_transports()
             with contextlib.suppress(Exception):
                 await conn.close()
             return failure
@@ -443,7 +479,7 @@ class Feed:
         await asyncio.sleep(max(0.0, hold))
         if shard.breaker.state is BreakerState.CLOSED:
             transition = shard.breaker.record_success()
-            self._log_transition(transition)
+            self._log_transition(transition, shard)
         if shard.backoff.attempts:
             self.log.info("WebSocket healthy again; reconnection backoff reset")
         shard.backoff.reset()
@@ -453,7 +489,8 @@ class Feed:
         breaker = shard.breaker
         if listener.probe and breaker.state is BreakerState.HALF_OPEN:
             transition = breaker.record_success()
-            self._log_transition(transition)
+            self._log_transition(transition, shard)
+        self._note_transports("WebSocket delivers")
         polled = [
             s
             for s in shard.symbols
@@ -490,6 +527,7 @@ class Feed:
         shard.live = False
         kind = failure.kind
         self.counters.failures[kind] = self.counters.failures.get(kind, 0) + 1
+        self.metrics.error(kind)
         self.error_log.error("WebSocket error... %s: %s", kind, failure.detail)
         for exc in self.host.on_failure(
             Failure(self.name, "websocket", kind, failure.detail, tuple(shard.symbols))
@@ -501,7 +539,7 @@ class Feed:
         delay = shard.backoff.next_delay()
         if delay is None and shard.breaker.state is not BreakerState.EXHAUSTED:
             transition = shard.breaker.exhaust() or transition
-        self._log_transition(transition)
+        self._log_transition(transition, shard)
         after = shard.breaker.state
         if after is not BreakerState.CLOSED and before is BreakerState.CLOSED:
             self._poll(shard.symbols, "circuit breaker open")
@@ -512,13 +550,15 @@ class Feed:
             return  # the supervisor waits for the recovery timeout, then probes
         assert delay is not None
         self.counters.reconnects += 1
+        shard.reconnects += 1
         self.ws_log.info("Reconnecting... (attempt %d, delay %gs)", shard.backoff.attempts, delay)
         await self._wait(shard, delay)
 
-    def _log_transition(self, transition: Any) -> None:
+    def _log_transition(self, transition: Any, shard: Shard) -> None:
         if transition is None:
             return
         old, new = transition.old, transition.new
+        self._changed("breaker", f"connection {shard.id}", old.value, new.value, transition.reason)
         if new is BreakerState.OPEN and old is BreakerState.HALF_OPEN:
             self.error_log.warning(
                 "circuit breaker OPEN again: the probe failed; next probe in %gs",
@@ -653,6 +693,7 @@ class Feed:
 
     def _malformed(self, reason: str, frame: str | bytes) -> None:
         self.counters.malformed += 1
+        self.metrics.error("malformed")
         n = self.counters.malformed
         if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th …: visible, never a flood
             shown = frame[:200] if isinstance(frame, str) else frame[:200].decode(errors="replace")
@@ -660,6 +701,7 @@ class Feed:
 
     def _rejected(self, shard: Shard, streams: Sequence[str], error: str) -> None:
         self.counters.rejected += 1
+        self.metrics.error("rejected")
         self.error_log.error("the exchange refused %s: %s", ", ".join(streams), error)
 
     # --- control -------------------------------------------------------------------------------
@@ -669,7 +711,7 @@ class Feed:
         count = 0
         for shard in self.shards:
             if shard.breaker.state is not BreakerState.CLOSED:
-                self._log_transition(shard.breaker.reset())
+                self._log_transition(shard.breaker.reset(), shard)
                 shard.backoff.reset()
                 shard.wake.set()
                 count += 1
@@ -678,24 +720,71 @@ class Feed:
     def describe_symbol(self, symbol: str) -> tuple[str, str]:
         return describe_symbol(self, symbol)
 
+    def status_record(self) -> AdapterStatus:
+        """Everything the guide's Monitoring section names, as typed records (`status`)."""
+        return adapter_status(self)
+
     def status(self) -> dict[str, Any]:
-        """This feed's state as plain JSON-safe data (see `metrics` for the full picture)."""
-        symbols = {}
+        """`status_record()` as plain JSON-safe data. Call on the feed's loop."""
+        plain: dict[str, Any] = to_plain(self.status_record())
+        return plain
+
+    # --- state changes -------------------------------------------------------------------------
+
+    def _opened(self, shard: Shard, at: float) -> None:
+        shard.opened_at = at
+        shard.connects += 1
+        self._changed("connection", f"connection {shard.id}", "down", "up", "opened")
+
+    def _changed(self, kind: str, subject: str, old: str, new: str, reason: str) -> None:
+        change = StateChange(self.name, kind, subject, old, new, reason, time.time())
+        self.changes.append(change)
+        for listener in self.state_listeners:
+            try:
+                listener(change)
+            except Exception:
+                self.counters.plugin_errors += 1
+                self.error_log.exception("a state listener raised")
+        for exc in self.host.on_state_change(change):
+            self.counters.plugin_errors += 1
+            self.error_log.error("an on_state_change plugin raised %r", exc)
+
+    def _note_transports(self, reason: str = "") -> None:
+        """Report each symbol whose transport changed since the last call."""
+        seen = self._transport_seen
+        for symbol in list(seen):
+            if symbol not in self.symbols:
+                self._changed("transport", symbol, seen.pop(symbol), "none", "unsubscribed")
         for symbol in sorted(self.symbols):
-            transport, breaker = describe_symbol(self, symbol)
-            symbols[symbol] = {"transport": transport, "breaker": breaker}
-        return {
-            "adapter": self.name,
-            "display_name": self.display,
-            "symbols": symbols,
-            "refused": dict(self.refused),
-            "connections": [
-                {"id": s.id, "breaker": s.breaker.state.value, "live": s.live}
-                for s in self.shards
-            ],
-            "counters": attrs.asdict(self.counters),
-            "sequencer": attrs.asdict(self.sequencer.counts),
-        }
+            kind = self.transport_of(symbol)
+            now = kind.value if kind is not None else "connecting"
+            before = seen.get(symbol, "connecting")
+            if now != before:
+                seen[symbol] = now
+                self._changed("transport", symbol, before, now, reason)
+
+    # --- metrics tasks -------------------------------------------------------------------------
+
+    async def _sample_metrics(self) -> None:
+        while True:
+            self.metrics.sample()
+            await asyncio.sleep(1.0)
+
+    async def _sync_clock(self, source: ServerClock) -> None:
+        """Round trips to the exchange's time endpoint: four at start, then one a minute."""
+        done = 0
+        offset = self.metrics.clock_offset
+        while True:
+            sent = time.time()
+            try:
+                server_ms = await source.server_time(self.context.session)
+            except PollError as exc:
+                if done == 0:
+                    self.error_log.warning("cannot read the exchange's clock: %s", exc)
+            else:
+                offset.add(sent, server_ms, time.time())
+            done += 1
+            await asyncio.sleep(0.2 if done < 4 else CLOCK_SYNC_EVERY)
 
     def breaker_states(self) -> dict[int, BreakerState]:
         return {shard.id: shard.breaker.state for shard in self.shards}
@@ -703,6 +792,7 @@ class Feed:
     async def stop(self) -> None:
         """Cancel and await every task, close every connection, the poller and the session."""
         self._stopping = True
+        self.stopped = True
         for shard in self.shards:
             shard.wake.set()
             if shard.conn is not None:

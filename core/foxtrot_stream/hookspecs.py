@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         FrameHandler,
         PolicySpec,
         Poller,
+        StateChange,
         TickSink,
         TransportSpec,
     )
@@ -160,6 +161,18 @@ def on_failure(failure: Failure) -> None:
     connection dropped, pong timeout, no data for twice the heartbeat interval, subscription
     rejected), after the feed has recorded it in its backoff and breaker. Not ``firstresult``;
     the return value is ignored. On raise: logged and counted, the feed goes on.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def on_state_change(change: StateChange) -> None:
+    """Observe a feed's state changes: connections up and down, breaker transitions, and the
+    transport serving each symbol (for alerting, dashboards, an engine's own status).
+
+    Called: on the feed's task, right after the change, once per change — never per tick.
+    Returns: nothing (not ``firstresult``; a value is ignored). On raise: logged and counted, the feed
+    goes on. An observer must not block: it runs on the feed's event loop.
     """
     raise NotImplementedError
 

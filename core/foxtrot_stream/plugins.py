@@ -32,6 +32,7 @@ from foxtrot_stream.records import (
     FrameHandler,
     PolicySpec,
     Poller,
+    StateChange,
     TickSink,
     TransportSpec,
 )
@@ -337,6 +338,16 @@ class PluginHost:
         for impl in reversed(self.pm.hook.on_failure.get_hookimpls()):
             try:
                 impl.function(failure=failure)
+            except Exception as exc:
+                errors.append(exc)
+        return errors
+
+    def on_state_change(self, change: StateChange) -> list[BaseException]:
+        """Tell every observer; an observer that raises is returned, never propagated."""
+        errors: list[BaseException] = []
+        for impl in reversed(self.pm.hook.on_state_change.get_hookimpls()):
+            try:
+                impl.function(change=change)
             except Exception as exc:
                 errors.append(exc)
         return errors

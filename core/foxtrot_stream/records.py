@@ -222,6 +222,20 @@ class ExchangeAdapter(Protocol):
         ...
 
 
+@runtime_checkable
+class ServerClock(Protocol):
+    """Optional adapter capability: the exchange's clock, for latency offset correction.
+
+    An adapter that has it lets the feed estimate the offset between the local clock and the
+    exchange's (see `foxtrot_stream.metrics.ClockOffset`); one without it gets raw latency only.
+    """
+
+    async def server_time(self, session: aiohttp.ClientSession) -> int:
+        """The exchange's current time in ms since the epoch (one request; `PollError` on
+        failure). The caller times the round trip around this call."""
+        ...
+
+
 class Connection(Protocol):
     """A live transport connection returned by the `connect` hook."""
 
@@ -249,6 +263,30 @@ class Poller(Protocol):
     async def run(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@attrs.frozen
+class StateChange:
+    """A state change a feed reports to `on_state_change` observers (never per tick).
+
+    `kind` says what changed:
+
+    - ``"connection"``: `subject` is ``"connection <id>"``; `new` is ``"up"`` (opened) or
+      ``"down"`` (failed or closed), `reason` the failure kind;
+    - ``"breaker"``: `subject` is ``"connection <id>"``; `old`/`new` are breaker states
+      (``CLOSED``, ``OPEN``, ``HALF_OPEN``, ``EXHAUSTED``);
+    - ``"transport"``: `subject` is a symbol; `old`/`new` are ``websocket``, ``http``,
+      ``connecting`` or ``none`` (not subscribed).
+    """
+
+    adapter: str
+    kind: str
+    subject: str
+    old: str
+    new: str
+    reason: str
+    at: float
+    """Wall-clock time of the change, seconds since the epoch."""
 
 
 @attrs.frozen

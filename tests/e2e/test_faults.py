@@ -163,6 +163,8 @@ async def test_rest_429_during_fallback_is_obeyed(
 ) -> None:
     feed, rec = await make_feed(settings_for(host, sim))
     await wait_for(streaming(rec), 5, "streaming")
+    # the feed's first clock-offset round trips are REST requests too: let them pass first
+    await wait_for(lambda: feed.metrics.clock_offset.total >= 4, 3, "the clock sync")
     sim.rest_errors(429, 1, retry_after=1.0)
     sim.refuse_upgrades(3.0)
     sim.drop_all()

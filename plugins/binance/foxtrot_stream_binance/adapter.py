@@ -184,6 +184,17 @@ class BinanceAdapter:
     def _timeout(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=self.settings.request_timeout)
 
+    async def server_time(self, session: aiohttp.ClientSession) -> int:
+        """`GET /api/v3/time` (weight 1): the exchange's clock, for latency offset correction."""
+        try:
+            async with session.get(self._rest("/api/v3/time"), timeout=self._timeout()) as resp:
+                if resp.status != 200:
+                    raise PollError(f"time answered HTTP {resp.status}")
+                body = orjson.loads(await resp.read())
+            return int(body["serverTime"])
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            raise PollError(f"time failed: {type(exc).__name__}: {exc}") from exc
+
     async def listed(
         self, session: aiohttp.ClientSession, *, refresh: bool = False
     ) -> dict[str, str]:

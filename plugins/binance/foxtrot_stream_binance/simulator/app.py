@@ -52,7 +52,11 @@ class Simulator:
         self.faults.target = self.server
         self.rest = RestApi(self.config, self.market, self.faults, self.stats)
         self._publisher = Publisher(
-            self.market, self.server, self.faults, self.config.tick_interval
+            self.market,
+            self.server,
+            self.faults,
+            self.config.tick_interval,
+            now_us=self.config.now_us,
         )
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None

@@ -150,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lifetime", type=float, default=24 * 3600.0, help="connection lifetime (s)")
     p.add_argument("--weight-limit", type=int, default=6000, help="REST weight per minute")
     p.add_argument("--shutdown-grace", type=float, default=1.0)
+    p.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        help="seconds the simulated exchange clock runs ahead (negative: behind)",
+    )
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument(
         "--fault", type=parse_fault, nargs="+", action="extend", default=[], metavar="SPEC"
@@ -170,6 +176,7 @@ def config_from(args: argparse.Namespace) -> SimulatorConfig:
         lifetime=args.lifetime,
         weight_limit=args.weight_limit,
         shutdown_grace=args.shutdown_grace,
+        clock_offset=args.clock_offset,
     )
 
 

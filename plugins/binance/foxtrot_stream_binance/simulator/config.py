@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -114,6 +115,14 @@ class SimulatorConfig:
     close_timeout: float = attrs.field(default=1.0, validator=_positive)
     """How long a close waits for the client's close frame before cutting the connection."""
     max_outbox: int = attrs.field(default=100_000, validator=_positive)
+    clock_offset: float = 0.0
+    """Seconds the simulated exchange's clock runs ahead of the local one (negative: behind):
+    event times and `/api/v3/time` are shifted by it, as with a real exchange's skewed clock."""
+
+    def now_us(self) -> int:
+        """The simulated exchange's clock, in µs since the epoch."""
+        return time.time_ns() // 1000 + int(self.clock_offset * 1e6)
+
     """Frames queued for one connection before it is dropped as a slow consumer."""
 
     def all_symbols(self) -> tuple[str, ...]:

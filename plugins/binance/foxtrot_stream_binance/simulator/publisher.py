@@ -29,7 +29,9 @@ class Publisher:
         faults: Faults,
         tick: float,
         clock: Callable[[], float] = time.monotonic,
+        now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
     ) -> None:
+        self.now_us = now_us
         self.market, self.server, self.faults = market, server, faults
         self.tick = tick
         self.clock = clock
@@ -42,7 +44,7 @@ class Publisher:
             await asyncio.sleep(min(max(due - self.clock(), self.tick), IDLE))
 
     def publish_due(self, now: float) -> None:
-        now_us = time.time_ns() // 1000
+        now_us = self.now_us()
         stalled = self.faults.stalled(now)
         silenced = self.faults.silenced(now)
         index = self.server.subscribers

@@ -173,7 +173,7 @@ class RestApi:
         return self._json({})
 
     async def _time(self, _request: web.Request) -> web.Response:
-        return self._json({"serverTime": time.time_ns() // 1_000_000})
+        return self._json({"serverTime": self.config.now_us() // 1000})
 
     async def _book_ticker(self, request: web.Request) -> web.Response:
         paths, single = self._wanted(request.query)
@@ -205,7 +205,7 @@ class RestApi:
         return self._json(
             {
                 "timezone": "UTC",
-                "serverTime": time.time_ns() // 1_000_000,
+                "serverTime": self.config.now_us() // 1000,
                 "rateLimits": [
                     {
                         "rateLimitType": "REQUEST_WEIGHT",

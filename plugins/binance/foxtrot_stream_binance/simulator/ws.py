@@ -284,7 +284,7 @@ class StreamServer:
         return len(self.clients)
 
     def shutdown_notice(self, grace: float) -> int:
-        now_us = time.time_ns() // 1000
+        now_us = self.config.now_us()
         for conn in self.clients.values():
             event = streams.server_shutdown(now_us, conn.micro)
             conn.push(streams.wrap("!serverShutdown", event) if conn.combined else event)

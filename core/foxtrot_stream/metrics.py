@@ -1,0 +1,261 @@
+"""The guide's key metrics: latency, update rate, connection uptime, error rate.
+
+Recording is split so the per-tick part stays a handful of attribute writes:
+
+- `FeedMetrics.record(tick)` runs once per delivered tick, on the feed's loop: a counter, the
+  receive time, and for ticks that carry an exchange timestamp one latency sample written into
+  a fixed ring and one histogram bucket. No lock (one loop owns it), no allocation beyond the
+  float the subtraction produces, no logging.
+- Everything else (update rates, percentiles, errors per minute) is computed when someone asks,
+  from counters and from samples that a 1 Hz task takes (`sample`).
+
+Latency is the exchange's event time to local receipt (`received_ts` - `exchange_ts`), raw and
+corrected by the estimated offset between the local clock and the exchange's (`ClockOffset`).
+Only ticks that carry an exchange timestamp contribute (Binance: trades; REST quotes carry none).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from foxtrot_stream.model import Tick
+
+#: Latency samples kept per symbol for percentiles (a power of two: the ring index is masked).
+LATENCY_RING = 2048
+_MASK = LATENCY_RING - 1
+#: Percentiles cover at most this many seconds of samples (and at most `LATENCY_RING` of them).
+LATENCY_WINDOW = 60.0
+#: Upper bounds, in seconds, of the Prometheus latency histogram buckets (+Inf is implied).
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+#: Update rates are averaged over this many seconds.
+RATE_WINDOW = 10.0
+#: Errors per minute count the failures of the last this many seconds.
+ERROR_WINDOW = 60.0
+
+
+class SymbolMetrics:
+    """One symbol's counters and latency ring; written per tick by `FeedMetrics.record`."""
+
+    __slots__ = (
+        "buckets",
+        "last_ns",
+        "lat",
+        "lat_at",
+        "lat_n",
+        "lat_sum",
+        "rate_samples",
+        "ticks",
+        "ticks_http",
+    )
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.ticks_http = 0
+        self.last_ns = 0
+        self.lat: list[float] = [0.0] * LATENCY_RING
+        """Raw latency in seconds; slot ``n & _MASK`` holds sample ``n``."""
+        self.lat_at: list[int] = [0] * LATENCY_RING
+        """When each latency sample was received (ns since the epoch)."""
+        self.lat_n = 0
+        self.lat_sum = 0.0
+        self.buckets: list[int] = [0] * (len(LATENCY_BUCKETS) + 1)
+        """Histogram of every latency sample ever recorded; the last bucket is +Inf."""
+        self.rate_samples: deque[tuple[float, int]] = deque(maxlen=int(RATE_WINDOW) + 2)
+
+    def window(self, now_ns: int, seconds: float = LATENCY_WINDOW) -> list[float]:
+        """The latency samples of the last `seconds` (at most `LATENCY_RING`), oldest first."""
+        n = self.lat_n
+        start = max(0, n - LATENCY_RING)
+        oldest = now_ns - int(seconds * 1e9)
+        lat, at = self.lat, self.lat_at
+        return [lat[i & _MASK] for i in range(start, n) if at[i & _MASK] >= oldest]
+
+    def rate(self, now: float, ticks: int | None = None) -> float:
+        """Ticks per second over the last `RATE_WINDOW` seconds (0.0 before two samples)."""
+        current = self.ticks if ticks is None else ticks
+        for t, count in self.rate_samples:
+            if now - t <= RATE_WINDOW + 1e-9 and now > t:
+                return (current - count) / (now - t)
+        return 0.0
+
+
+class FeedMetrics:
+    """Per-adapter metrics; `record` is the per-tick hot path (see the module docstring)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.symbols: dict[str, SymbolMetrics] = {}
+        self.ticks = 0
+        self.errors: deque[tuple[float, str]] = deque(maxlen=10_000)
+        self.rate_samples: deque[tuple[float, int]] = deque(maxlen=int(RATE_WINDOW) + 2)
+        self.clock_offset = ClockOffset()
+
+    def symbol(self, symbol: str) -> SymbolMetrics:
+        metrics = self.symbols.get(symbol)
+        if metrics is None:
+            metrics = self.symbols[symbol] = SymbolMetrics()
+        return metrics
+
+    def record(self, tick: Tick) -> None:
+        """Count one delivered tick (the hot path: keep it to attribute writes)."""
+        m = self.symbols.get(tick.symbol) or self.symbol(tick.symbol)
+        m.ticks += 1
+        received = m.last_ns = tick.received_ts
+        ts = tick.exchange_ts
+        if ts is None:
+            m.ticks_http += 1  # only REST quotes come without an exchange time
+            return
+        latency = (received - ts * 1_000_000) * 1e-9
+        i = m.lat_n & _MASK
+        m.lat[i] = latency
+        m.lat_at[i] = received
+        m.lat_n += 1
+        m.lat_sum += latency
+        m.buckets[bisect.bisect_left(LATENCY_BUCKETS, latency)] += 1
+
+    def forget(self, symbol: str) -> None:
+        self.symbols.pop(symbol, None)
+
+    def error(self, kind: str) -> None:
+        self.errors.append((self.clock(), kind))
+
+    def errors_per_minute(self) -> dict[str, int]:
+        """Failures of the last `ERROR_WINDOW` seconds by kind."""
+        oldest = self.clock() - ERROR_WINDOW
+        counts: dict[str, int] = {}
+        for at, kind in reversed(self.errors):
+            if at < oldest:
+                break
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+    def sample(self) -> None:
+        """Remember every tick counter with the time (called about once a second)."""
+        now = self.clock()
+        total = 0
+        for m in self.symbols.values():
+            m.rate_samples.append((now, m.ticks))
+            total += m.ticks
+        self.ticks = total
+        self.rate_samples.append((now, total))
+
+    def rate(self) -> float:
+        now = self.clock()
+        total = sum(m.ticks for m in self.symbols.values())
+        for t, count in self.rate_samples:
+            if now - t <= RATE_WINDOW + 1e-9 and now > t:
+                return (total - count) / (now - t)
+        return 0.0
+
+
+# --- latency percentiles -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class LatencyStats:
+    """Percentiles of latency over the sliding window, in milliseconds (None: no samples)."""
+
+    samples: int = 0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+    mean: float | None = None
+
+
+def latency_stats(samples: Sequence[float], shift: float = 0.0) -> LatencyStats:
+    """Nearest-rank percentiles of `samples` (seconds) + `shift` seconds, in ms."""
+    if not samples:
+        return LatencyStats()
+    ordered = sorted(samples)
+    n = len(ordered)
+
+    def rank(q: float) -> float:
+        return round((ordered[min(n - 1, max(0, math.ceil(q * n) - 1))] + shift) * 1e3, 3)
+
+    return LatencyStats(
+        samples=n,
+        p50=rank(0.50),
+        p95=rank(0.95),
+        p99=rank(0.99),
+        max=round((ordered[-1] + shift) * 1e3, 3),
+        mean=round((sum(ordered) / n + shift) * 1e3, 3),
+    )
+
+
+# --- clock offset --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class OffsetSample:
+    """One round trip to the exchange's time endpoint (local wall-clock seconds, exchange ms)."""
+
+    sent: float
+    server_ms: int
+    received: float
+
+    @property
+    def rtt(self) -> float:
+        return self.received - self.sent
+
+    @property
+    def offset(self) -> float:
+        """Exchange clock minus local clock, in seconds, assuming a symmetric path."""
+        return self.server_ms / 1e3 - (self.sent + self.received) / 2
+
+
+class ClockOffset:
+    """Offset between the local clock and the exchange's, from the fastest recent round trips.
+
+    Each sample's offset is exact to within half its round trip (the server read its clock
+    somewhere between send and receive), so the sample with the shortest round trip among the
+    last `keep` bounds the offset most tightly: its offset is the estimate and half its round
+    trip the uncertainty. A sample whose round trip is below its own timestamp resolution
+    (1 ms on the exchange side) still gets 0.5 ms of uncertainty.
+    """
+
+    def __init__(self, keep: int = 16) -> None:
+        self.samples: deque[OffsetSample] = deque(maxlen=keep)
+        self.total = 0
+        self.last_sync: float | None = None
+        """Local wall-clock time of the last sample."""
+
+    def add(self, sent: float, server_ms: int, received: float) -> None:
+        if received < sent:
+            return  # the local clock stepped back mid-request: the sample means nothing
+        self.samples.append(OffsetSample(sent, server_ms, received))
+        self.total += 1
+        self.last_sync = received
+
+    def best(self) -> OffsetSample | None:
+        return min(self.samples, key=lambda s: s.rtt, default=None)
+
+    @property
+    def offset(self) -> float | None:
+        """Exchange minus local, seconds; add it to a raw latency to correct it."""
+        best = self.best()
+        return best.offset if best is not None else None
+
+    @property
+    def uncertainty(self) -> float | None:
+        best = self.best()
+        return max(best.rtt / 2, 0.0005) if best is not None else None

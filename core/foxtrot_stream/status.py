@@ -1,0 +1,234 @@
+"""A feed's state as typed records (attrs) and as plain data (cattrs): what `status()` returns.
+
+Built on demand from the feed's counters and `FeedMetrics`; nothing here runs per tick.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import cattrs
+
+from foxtrot_stream.breaker import BreakerState
+from foxtrot_stream.metrics import LatencyStats, latency_stats
+from foxtrot_stream.records import StateChange
+
+if TYPE_CHECKING:
+    from foxtrot_stream.feed import Feed
+
+_converter = cattrs.Converter()
+
+
+@attrs.frozen
+class SymbolStatus:
+    symbol: str
+    transport: str
+    """websocket | http | connecting"""
+    breaker: str
+    """The state of the breaker of the connection this symbol belongs to (— if none)."""
+    connection: int | None
+    ticks: int
+    """Ticks delivered to consumers (after ordering and de-duplication)."""
+    ticks_http: int
+    updates_per_second: float
+    last_update_age: float | None
+    """Seconds since the last delivered tick."""
+    latency_ms: LatencyStats
+    """Exchange event time → local receipt, raw (local clock minus exchange clock)."""
+    latency_corrected_ms: LatencyStats | None
+    """The same, corrected by the estimated clock offset (None before an estimate exists)."""
+    dropped_duplicate: int
+    dropped_stale: int
+    stale_on_websocket: bool
+    """Served by HTTP alone because it went stale on a live connection."""
+
+
+@attrs.frozen
+class ConnectionStatus:
+    id: int
+    symbols: int
+    live: bool
+    breaker: str
+    breaker_seconds_in_state: float
+    consecutive_failures: int
+    uptime: float | None
+    """Seconds since this connection's last (re)connect; None while it is down."""
+    connects: int
+    reconnects: int
+
+
+@attrs.frozen
+class ClockStatus:
+    offset_ms: float | None
+    """Exchange clock minus local clock; add it to a raw latency to correct it."""
+    uncertainty_ms: float | None
+    samples: int
+    last_sync_age: float | None
+
+
+@attrs.frozen
+class HttpStatus:
+    symbols: list[str]
+    polls: int
+    failed_polls: int
+    rate_limited: int
+    rate_limit_wait_seconds: float
+    weight_holds: int
+    used_weight: int | None
+
+
+@attrs.frozen
+class ConnectBudgetStatus:
+    host: str
+    attempts: int
+    waits: int
+    waited_seconds: float
+
+
+@attrs.frozen
+class AdapterStatus:
+    adapter: str
+    display_name: str
+    state: str
+    """streaming | degraded (some symbols on HTTP fallback) | exhausted | polling (routed to HTTP
+    by the settings) | connecting | stopped"""
+    ticks: int
+    updates_per_second: float
+    symbols: list[SymbolStatus]
+    connections: list[ConnectionStatus]
+    errors_per_minute: dict[str, int]
+    errors_total: dict[str, int]
+    reconnects: int
+    rotations: int
+    malformed_frames: int
+    rejected_subscriptions: int
+    stale_resubscribes: int
+    dropped_duplicate: int
+    dropped_stale: int
+    consumer_dropped: int
+    consumer_errors: int
+    plugin_errors: int
+    http: HttpStatus
+    clock: ClockStatus
+    connect_budgets: list[ConnectBudgetStatus]
+    refused: dict[str, str]
+    recent_changes: list[StateChange]
+
+
+def to_plain(record: Any) -> Any:
+    """attrs records → dicts, lists and scalars (JSON-safe)."""
+    return _converter.unstructure(record)
+
+
+def _state(feed: Feed, symbols: list[SymbolStatus]) -> str:
+    if feed.stopped:
+        return "stopped"
+    states = {shard.breaker.state for shard in feed.shards}
+    if BreakerState.EXHAUSTED in states:
+        return "exhausted"
+    if states - {BreakerState.CLOSED}:
+        return "degraded"
+    transports = {s.transport for s in symbols}
+    if not feed.shards and transports == {"http"}:
+        return "polling"
+    if "connecting" in transports or not symbols:
+        return "connecting"
+    return "streaming"
+
+
+def adapter_status(feed: Feed) -> AdapterStatus:
+    metrics = feed.metrics
+    now = feed.clock()
+    now_ns = time.time_ns()
+    offset = metrics.clock_offset.offset
+    uncertainty = metrics.clock_offset.uncertainty
+    shard_of = {symbol: shard for shard in feed.shards for symbol in shard.symbols}
+    per_symbol = feed.sequencer.per_symbol
+    symbols: list[SymbolStatus] = []
+    for symbol in sorted(feed.symbols):
+        m = metrics.symbol(symbol)
+        transport = feed.transport_of(symbol)
+        shard = shard_of.get(symbol)
+        window = m.window(now_ns)
+        counts = per_symbol.get(symbol)
+        symbols.append(
+            SymbolStatus(
+                symbol=symbol,
+                transport=transport.value if transport is not None else "connecting",
+                breaker=shard.breaker.state.value if shard is not None else "—",
+                connection=shard.id if shard is not None else None,
+                ticks=m.ticks,
+                ticks_http=m.ticks_http,
+                updates_per_second=round(m.rate(now), 3),
+                last_update_age=round((now_ns - m.last_ns) / 1e9, 3) if m.last_ns else None,
+                latency_ms=latency_stats(window),
+                latency_corrected_ms=latency_stats(window, offset) if offset is not None else None,
+                dropped_duplicate=counts.duplicate if counts else 0,
+                dropped_stale=counts.stale if counts else 0,
+                stale_on_websocket=symbol in feed.stale_polled,
+            )
+        )
+    connections = [
+        ConnectionStatus(
+            id=shard.id,
+            symbols=len(shard.symbols),
+            live=shard.live,
+            breaker=shard.breaker.state.value,
+            breaker_seconds_in_state=round(shard.breaker.time_in_state(), 3),
+            consecutive_failures=shard.breaker.consecutive_failures,
+            uptime=round(now - shard.opened_at, 3) if shard.opened_at is not None else None,
+            connects=shard.connects,
+            reconnects=shard.reconnects,
+        )
+        for shard in feed.shards
+    ]
+    poller = feed.poller
+    http = HttpStatus(
+        symbols=sorted(poller.symbols) if poller is not None else [],
+        polls=getattr(poller, "polls", 0),
+        failed_polls=getattr(poller, "failed_polls", 0),
+        rate_limited=getattr(poller, "rate_limited", 0),
+        rate_limit_wait_seconds=float(getattr(poller, "rate_limit_wait", 0.0)),
+        weight_holds=getattr(poller, "weight_holds", 0),
+        used_weight=getattr(poller, "used_weight", None),
+    )
+    clock = metrics.clock_offset
+    counters = feed.counters
+    sequenced = feed.sequencer.counts
+    return AdapterStatus(
+        adapter=feed.name,
+        display_name=feed.display,
+        state=_state(feed, symbols),
+        ticks=sum(s.ticks for s in symbols),
+        updates_per_second=round(metrics.rate(), 3),
+        symbols=symbols,
+        connections=connections,
+        errors_per_minute=metrics.errors_per_minute(),
+        errors_total=dict(counters.failures)
+        | {"malformed": counters.malformed, "rejected": counters.rejected},
+        reconnects=counters.reconnects,
+        rotations=counters.rotations,
+        malformed_frames=counters.malformed,
+        rejected_subscriptions=counters.rejected,
+        stale_resubscribes=counters.stale_resubscribes,
+        dropped_duplicate=sequenced.duplicate,
+        dropped_stale=sequenced.stale,
+        consumer_dropped=sum(b.dropped for b in feed.buffers),
+        consumer_errors=counters.consumer_errors,
+        plugin_errors=counters.plugin_errors,
+        http=http,
+        clock=ClockStatus(
+            offset_ms=round(offset * 1e3, 3) if offset is not None else None,
+            uncertainty_ms=round(uncertainty * 1e3, 3) if uncertainty is not None else None,
+            samples=clock.total,
+            last_sync_age=round(time.time() - clock.last_sync, 3) if clock.last_sync else None,
+        ),
+        connect_budgets=[
+            ConnectBudgetStatus(host, b.attempts, b.waits, round(b.waited, 3))
+            for host, b in sorted(feed.connect_budgets.items())
+        ],
+        refused=dict(feed.refused),
+        recent_changes=list(feed.changes),
+    )
