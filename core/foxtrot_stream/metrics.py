@@ -57,6 +57,7 @@ class SymbolMetrics:
 
     __slots__ = (
         "buckets",
+        "folded",
         "last_ns",
         "lat",
         "lat_at",
@@ -64,22 +65,46 @@ class SymbolMetrics:
         "lat_sum",
         "rate_samples",
         "ticks",
-        "ticks_http",
     )
 
     def __init__(self) -> None:
         self.ticks = 0
-        self.ticks_http = 0
         self.last_ns = 0
         self.lat: list[float] = [0.0] * LATENCY_RING
         """Raw latency in seconds; slot ``n & _MASK`` holds sample ``n``."""
         self.lat_at: list[int] = [0] * LATENCY_RING
         """When each latency sample was received (ns since the epoch)."""
         self.lat_n = 0
+        self.folded = 0
+        """Samples before this one are counted in `buckets` and `lat_sum`."""
         self.lat_sum = 0.0
         self.buckets: list[int] = [0] * (len(LATENCY_BUCKETS) + 1)
-        """Histogram of every latency sample ever recorded; the last bucket is +Inf."""
+        """Cumulative histogram (Prometheus ``le``) of every folded sample; last is +Inf."""
         self.rate_samples: deque[tuple[float, int]] = deque(maxlen=int(RATE_WINDOW) + 2)
+
+    def fold(self) -> None:
+        """Add the samples recorded since the last fold to the histogram. Runs when the ring
+        is about to wrap and once a second, so no sample is overwritten before it is counted;
+        the per-tick path only writes the ring."""
+        n = self.lat_n
+        if n == self.folded:
+            return
+        lat = self.lat
+        first = max(self.folded, n - LATENCY_RING)
+        a, b = first & _MASK, n & _MASK
+        if n - first == LATENCY_RING:
+            fresh = lat[b:] + lat[:b]
+        elif a < b:
+            fresh = lat[a:b]
+        else:
+            fresh = lat[a:] + lat[:b]
+        fresh.sort()
+        self.folded = n
+        self.lat_sum += sum(fresh)
+        buckets = self.buckets
+        for k, bound in enumerate(LATENCY_BUCKETS):
+            buckets[k] += bisect.bisect_right(fresh, bound)
+        buckets[-1] += len(fresh)
 
     def window(self, now_ns: int, seconds: float = LATENCY_WINDOW) -> list[float]:
         """The latency samples of the last `seconds` (at most `LATENCY_RING`), oldest first."""
@@ -117,20 +142,20 @@ class FeedMetrics:
 
     def record(self, tick: Tick) -> None:
         """Count one delivered tick (the hot path: keep it to attribute writes)."""
-        m = self.symbols.get(tick.symbol) or self.symbol(tick.symbol)
+        m = self.symbols.get(tick.symbol)
+        if m is None:
+            m = self.symbol(tick.symbol)
         m.ticks += 1
-        received = m.last_ns = tick.received_ts
+        m.last_ns = received = tick.received_ts
         ts = tick.exchange_ts
-        if ts is None:
-            m.ticks_http += 1  # only REST quotes come without an exchange time
-            return
-        latency = (received - ts * 1_000_000) * 1e-9
-        i = m.lat_n & _MASK
-        m.lat[i] = latency
-        m.lat_at[i] = received
-        m.lat_n += 1
-        m.lat_sum += latency
-        m.buckets[bisect.bisect_left(LATENCY_BUCKETS, latency)] += 1
+        if ts is not None:
+            n = m.lat_n
+            m.lat_n = n + 1
+            i = n & _MASK
+            m.lat[i] = received * 1e-9 - ts * 1e-3
+            m.lat_at[i] = received
+            if i == _MASK:
+                m.fold()
 
     def forget(self, symbol: str) -> None:
         self.symbols.pop(symbol, None)
@@ -155,6 +180,7 @@ class FeedMetrics:
         for m in self.symbols.values():
             m.rate_samples.append((now, m.ticks))
             total += m.ticks
+            m.fold()
         self.ticks = total
         self.rate_samples.append((now, total))
 

@@ -92,8 +92,9 @@ class AdapterStatus:
     adapter: str
     display_name: str
     state: str
-    """streaming | degraded (some symbols on HTTP fallback) | exhausted | polling (routed to HTTP
-    by the settings) | connecting | stopped"""
+    """streaming | connecting | degraded (a breaker is not CLOSED, or a symbol went stale: HTTP
+    fallback) | recovering (handing symbols back to the WebSocket) | exhausted | polling (all
+    symbols routed to HTTP by the settings) | stopped"""
     ticks: int
     updates_per_second: float
     symbols: list[SymbolStatus]
@@ -128,14 +129,19 @@ def _state(feed: Feed, symbols: list[SymbolStatus]) -> str:
     states = {shard.breaker.state for shard in feed.shards}
     if BreakerState.EXHAUSTED in states:
         return "exhausted"
-    if states - {BreakerState.CLOSED}:
+    if states - {BreakerState.CLOSED} or feed.stale_polled:
         return "degraded"
-    transports = {s.transport for s in symbols}
-    if not feed.shards and transports == {"http"}:
-        return "polling"
-    if "connecting" in transports or not symbols:
+    if not symbols:
         return "connecting"
-    return "streaming"
+    # symbols routed to HTTP by the settings are where they belong
+    streamed = [s.transport for s in symbols if feed.symbols.get(s.symbol) is None]
+    if not streamed:
+        return "polling"
+    if all(t == "websocket" for t in streamed):
+        return "streaming"
+    if "http" in streamed:
+        return "recovering"  # make-before-break: back on WebSocket once it delivers each symbol
+    return "connecting"
 
 
 def adapter_status(feed: Feed) -> AdapterStatus:

@@ -1,0 +1,120 @@
+"""Metric values against scripted simulator runs: rates, latency and clock offset, an outage."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from e2e_helpers import FAST, Logs, settings_for, wait_for
+
+from foxtrot_stream.hookspecs import hookimpl
+from foxtrot_stream.plugins import Origin, PluginHost
+from foxtrot_stream.records import StateChange
+from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
+
+
+def by_symbol(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["symbol"]: s for s in status["symbols"]}
+
+
+async def test_a_known_rate_reads_as_that_many_updates_per_second(
+    host: PluginHost, make_feed: Any
+) -> None:
+    config = SimulatorConfig(symbols=("BTCUSDT", "ETHUSDT"), rates={"BTCUSDT": 40.0,
+                             "ETHUSDT": 4.0}, trade_ratio=0.0, seed=5)  # fmt: skip
+    async with Simulator(config) as sim:
+        feed, rec = await make_feed(settings_for(host, sim), ("BTCUSDT", "ETHUSDT"))
+        await wait_for(lambda: len(rec.of("ETHUSDT")) >= 2, 5, "streaming")
+        first = len(rec.ticks)
+        await wait_for(lambda: feed.metrics.symbols["BTCUSDT"].ticks >= 4 * 40, 8, "4 s of data")
+        status = feed.status()
+        json.dumps(status)  # plain data all the way down
+        symbols = by_symbol(status)
+        assert 34.0 <= symbols["BTCUSDT"]["updates_per_second"] <= 46.0
+        assert 2.5 <= symbols["ETHUSDT"]["updates_per_second"] <= 5.5
+        assert 37.0 <= status["updates_per_second"] <= 51.0
+        assert status["ticks"] == len(rec.ticks) >= first
+        assert symbols["BTCUSDT"]["transport"] == "websocket"
+        assert symbols["BTCUSDT"]["last_update_age"] < 0.5
+        assert status["state"] == "streaming"
+        assert status["connections"][0]["uptime"] > 0
+
+
+async def test_latency_raw_and_corrected_by_the_exchange_clock_offset(
+    host: PluginHost, make_feed: Any
+) -> None:
+    """The simulated exchange's clock runs 250 ms ahead: raw latency reads about -250 ms, the
+    estimated offset about +250 ms, and the corrected latency the real loopback delay."""
+    config = SimulatorConfig(symbols=("BTCUSDT",), rate=40.0, trade_ratio=1.0, clock_offset=0.25)
+    async with Simulator(config) as sim:
+        feed, _ = await make_feed(settings_for(host, sim), ("BTCUSDT",))
+        await wait_for(lambda: feed.metrics.clock_offset.total >= 4, 5, "four clock samples")
+        await wait_for(lambda: feed.metrics.symbols["BTCUSDT"].lat_n >= 40, 5, "40 trades")
+        status = feed.status()
+        clock = status["clock"]
+        assert abs(clock["offset_ms"] - 250.0) <= clock["uncertainty_ms"] + 1.0
+        assert clock["uncertainty_ms"] < 25 and clock["samples"] >= 4
+        symbol = by_symbol(status)["BTCUSDT"]
+        raw, corrected = symbol["latency_ms"], symbol["latency_corrected_ms"]
+        assert raw["samples"] >= 40
+        assert -260.0 < raw["p50"] < -200.0  # the exchange's stamps are from 250 ms "ahead"
+        assert -5.0 < corrected["p50"] < 50.0  # what loopback really costs
+        assert corrected["p99"] >= corrected["p95"] >= corrected["p50"]
+        assert corrected["max"] >= corrected["p99"]
+
+
+async def test_an_outage_resets_uptime_counts_errors_and_walks_the_breaker(
+    host: PluginHost, sim: Simulator, logs: Logs
+) -> None:
+    from foxtrot_stream.feed import Feed
+
+    seen: list[StateChange] = []
+
+    class Observer:
+        @hookimpl
+        def on_state_change(self, change: StateChange) -> None:
+            seen.append(change)
+
+    local = PluginHost.discover()
+    local.register(Observer(), Origin("observer", "t", "test", "0"))
+    feed = Feed(local, settings_for(local, sim), "binance")
+    try:
+        await feed.start(("BTCUSDT", "ETHUSDT"))
+        await wait_for(lambda: feed.transport_of("BTCUSDT") is not None, 5, "streaming")
+        await wait_for(lambda: (feed.status()["connections"][0]["uptime"] or 0) > 0.6, 3, "up")
+        before = feed.status()["connections"][0]
+
+        sim.outage(1.6)  # every WebSocket dropped, new ones refused; REST keeps answering
+        await wait_for(lambda: feed.status()["state"] == "degraded", 5, "the breaker open")
+        during = feed.status()
+        assert during["connections"][0]["uptime"] is None
+        assert during["connections"][0]["breaker"] == "OPEN"
+        assert {s["transport"] for s in during["symbols"]} == {"http"}
+        assert sum(during["errors_per_minute"].values()) >= FAST[
+            "websocket.circuit_breaker.failure_threshold"
+        ]
+
+        await wait_for(lambda: feed.status()["state"] == "streaming", 8, "recovery")
+        after = feed.status()
+        conn = after["connections"][0]
+        assert conn["breaker"] == "CLOSED"
+        assert conn["uptime"] is not None and conn["uptime"] < before["uptime"] + 2.0
+        assert conn["connects"] >= before["connects"] + 1
+        assert after["reconnects"] >= 2
+        assert after["http"]["polls"] >= 1
+        assert sum(after["errors_total"].values()) >= 3
+
+        breaker = [(c.old, c.new) for c in seen if c.kind == "breaker"]
+        # opened once; then probes (a failed one reopens) until one delivers and closes it
+        assert breaker[0] == ("CLOSED", "OPEN") and breaker[-1] == ("HALF_OPEN", "CLOSED")
+        probes = breaker[1:-1]
+        assert probes == [("OPEN", "HALF_OPEN"), ("HALF_OPEN", "OPEN")] * (len(probes) // 2) + [
+            ("OPEN", "HALF_OPEN")
+        ]
+        btc = [c.new for c in seen if c.kind == "transport" and c.subject == "BTCUSDT"]
+        assert btc == ["websocket", "connecting", "http", "websocket"]
+        assert [c.new for c in seen if c.kind == "connection"][:2] == ["up", "down"]
+        assert [c.kind for c in seen] == [c["kind"] for c in after["recent_changes"]]
+    finally:
+        await feed.stop()
+    assert feed.status()["state"] == "stopped"

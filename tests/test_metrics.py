@@ -1,0 +1,146 @@
+"""Metrics: recording, percentiles, rates, errors per minute, and the clock offset estimate."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from foxtrot_stream.metrics import (
+    LATENCY_BUCKETS,
+    LATENCY_RING,
+    ClockOffset,
+    FeedMetrics,
+    latency_stats,
+)
+from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.testing import FakeClock
+
+NOW_NS = 1_800_000_000_000_000_000
+
+
+def tick(symbol: str = "BTCUSDT", *, received_ns: int = NOW_NS, exchange_ms: int | None) -> Tick:
+    transport = TransportKind.HTTP if exchange_ms is None else TransportKind.WEBSOCKET
+    return Tick("binance", symbol, 1.0, 1.0, 2.0, 1.0, None, None, None, exchange_ms, received_ns,
+                transport)  # fmt: skip
+
+
+def test_a_tick_with_an_exchange_time_is_one_latency_sample() -> None:
+    metrics = FeedMetrics(FakeClock())
+    metrics.record(tick(received_ns=NOW_NS, exchange_ms=NOW_NS // 1_000_000 - 42))
+    metrics.record(tick(received_ns=NOW_NS, exchange_ms=None))
+    m = metrics.symbols["BTCUSDT"]
+    assert (m.ticks, m.lat_n) == (2, 1)
+    assert math.isclose(m.lat[0], 0.042, abs_tol=1e-6)
+    m.fold()
+    le = dict(zip(LATENCY_BUCKETS, m.buckets, strict=False))
+    assert (le[0.025], le[0.05], le[5.0], m.buckets[-1]) == (0, 1, 1, 1)
+    assert math.isclose(m.lat_sum, 0.042, abs_tol=1e-6)
+    stats = latency_stats(m.window(NOW_NS))
+    assert (stats.samples, stats.p50, stats.max) == (1, 42.0, 42.0)
+
+
+def test_a_latency_on_a_bucket_bound_is_counted_in_that_bucket() -> None:
+    metrics = FeedMetrics(FakeClock())
+    metrics.record(tick(received_ns=NOW_NS, exchange_ms=NOW_NS // 1_000_000 - 100))
+    m = metrics.symbols["BTCUSDT"]
+    m.fold()
+    le = dict(zip(LATENCY_BUCKETS, m.buckets, strict=False))
+    assert (le[0.05], le[0.1]) == (0, 1)
+
+
+def test_percentiles_are_nearest_rank_over_the_window() -> None:
+    stats = latency_stats([i / 1000 for i in range(1, 101)])  # 1 … 100 ms
+    assert (stats.p50, stats.p95, stats.p99, stats.max, stats.samples) == (50, 95, 99, 100, 100)
+    shifted = latency_stats([0.010, 0.020], shift=-0.005)
+    assert (shifted.p50, shifted.max) == (5.0, 15.0)
+    assert latency_stats([]).p50 is None
+
+
+def test_the_window_keeps_the_last_minute_and_at_most_the_ring() -> None:
+    metrics = FeedMetrics(FakeClock())
+    base_ms = NOW_NS // 1_000_000
+    for i in range(LATENCY_RING + 10):
+        received = NOW_NS + i * 1_000_000
+        metrics.record(tick(received_ns=received, exchange_ms=base_ms + i - 7))
+    m = metrics.symbols["BTCUSDT"]
+    end = NOW_NS + (LATENCY_RING + 9) * 1_000_000
+    assert len(m.window(end)) == LATENCY_RING
+    assert len(m.window(end, seconds=0.0995)) == 100  # samples 1 ms apart
+    assert len(m.window(end + 120 * 10**9)) == 0  # all older than a minute
+    m.fold()
+    assert m.buckets[-1] == LATENCY_RING + 10  # the histogram counts everything: the ring
+    assert m.buckets[LATENCY_BUCKETS.index(0.01)] == LATENCY_RING + 10  # folded as it wrapped
+
+
+def test_update_rate_over_the_last_ten_seconds() -> None:
+    clock = FakeClock()
+    metrics = FeedMetrics(clock)
+    for _second in range(30):
+        metrics.sample()
+        for _ in range(25):
+            metrics.record(tick(exchange_ms=None))
+        clock.advance(1.0)
+    assert metrics.symbols["BTCUSDT"].rate(clock()) == 25.0
+    assert metrics.rate() == 25.0
+    clock.advance(5.0)  # silence: the rate falls as the window moves on
+    metrics.sample()
+    assert 0 < metrics.rate() < 25.0
+
+
+def test_errors_per_minute_forget_older_errors() -> None:
+    clock = FakeClock()
+    metrics = FeedMetrics(clock)
+    metrics.error("dropped")
+    clock.advance(30)
+    metrics.error("dropped")
+    metrics.error("no_data")
+    assert metrics.errors_per_minute() == {"dropped": 2, "no_data": 1}
+    clock.advance(31)
+    assert metrics.errors_per_minute() == {"dropped": 1, "no_data": 1}
+    clock.advance(60)
+    assert metrics.errors_per_minute() == {}
+
+
+# --- clock offset -------------------------------------------------------------------------------
+
+delays = st.floats(min_value=0.0, max_value=0.5, allow_nan=False)
+
+
+@settings(max_examples=300)
+@given(
+    true_offset=st.floats(min_value=-5.0, max_value=5.0, allow_nan=False),
+    trips=st.lists(st.tuples(delays, delays), min_size=1, max_size=40),
+)
+def test_the_true_offset_lies_within_the_reported_uncertainty(
+    true_offset: float, trips: list[tuple[float, float]]
+) -> None:
+    """Whatever the (asymmetric) delays, the estimate is off by at most its uncertainty."""
+    estimator = ClockOffset(keep=16)
+    local = 1_800_000_000.0
+    for out, back in trips:
+        sent = local
+        server_ms = round((sent + out + true_offset) * 1000)
+        received = sent + out + back
+        estimator.add(sent, server_ms, received)
+        local = received + 1.0
+    assert estimator.offset is not None and estimator.uncertainty is not None
+    # the server's clock has 1 ms resolution: allow the rounding on top
+    assert abs(estimator.offset - true_offset) <= estimator.uncertainty + 0.0005 + 1e-9
+
+
+def test_the_fastest_round_trip_wins() -> None:
+    estimator = ClockOffset()
+    estimator.add(100.0, 100_600, 101.0)  # rtt 1 s: offset 0.1 ± 0.5
+    estimator.add(200.0, 200_250, 200.010)  # rtt 10 ms: offset 0.245 ± 0.005
+    estimator.add(300.0, 300_900, 300.5)
+    assert math.isclose(estimator.offset or 0, 0.245)
+    assert math.isclose(estimator.uncertainty or 0, 0.005)
+    assert estimator.total == 3
+
+
+def test_a_sample_taken_while_the_local_clock_stepped_back_is_ignored() -> None:
+    estimator = ClockOffset()
+    estimator.add(100.0, 100_000, 99.0)
+    assert estimator.offset is None and estimator.total == 0
