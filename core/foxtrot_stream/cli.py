@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from foxtrot_stream import __version__, demo, runner
 from foxtrot_stream.plugins import PluginHost, PluginLoadError
+from foxtrot_stream.serve import ServeAddressError, parse_address
 from foxtrot_stream.settings import Loaded, SettingsError, effective, load, settings_path
 
 EXIT_WARNINGS = 1
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--symbols", nargs="+", metavar="S", help="symbols (default: the settings')")
     r.add_argument("--duration", type=_positive, help="stop after this many seconds")
     r.add_argument("--format", choices=("table", "jsonl"), default="table", dest="fmt")
+    r.add_argument("--serve", type=_address, metavar="HOST:PORT", help=SERVE_HELP)
 
     d = sub.add_parser(
         "demo",
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="fmt",
         help="live table (default on a terminal) or plain lines",
     )
+    d.add_argument("--serve", type=_address, metavar="HOST:PORT", help=SERVE_HELP)
 
     sim = sub.add_parser(
         "simulate",
@@ -78,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("adapter")
     sim.add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+SERVE_HELP = (
+    "serve /metrics (Prometheus), /status (JSON) and a live status page; HOST defaults to "
+    "127.0.0.1 (e.g. --serve 8765 or --serve 127.0.0.1:8765)"
+)
+
+
+def _address(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ServeAddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> float:
@@ -185,14 +201,24 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     return asyncio.run(
-        runner.run(host, settings, args.adapter, symbols, duration=args.duration, fmt=args.fmt)
+        runner.run(
+            host,
+            settings,
+            args.adapter,
+            symbols,
+            duration=args.duration,
+            fmt=args.fmt,
+            serve=args.serve,
+        )
     )
 
 
 def cmd_demo(host: PluginHost, args: argparse.Namespace) -> int:
     table = args.fmt == "table" or (args.fmt is None and sys.stdout.isatty())
     return asyncio.run(
-        demo.run_demo(host, adapter=args.adapter, duration=args.duration, table=table)
+        demo.run_demo(
+            host, adapter=args.adapter, duration=args.duration, table=table, serve=args.serve
+        )
     )
 
 

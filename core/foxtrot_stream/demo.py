@@ -20,6 +20,7 @@ from foxtrot_stream.jsonc import strip_comments
 from foxtrot_stream.output import LiveTable
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.runner import stop_on_signals
+from foxtrot_stream.serve import ServeAddressError, serve_feeds
 from foxtrot_stream.settings import load
 
 #: The guide's example configuration, as printed there.
@@ -106,7 +107,14 @@ class Narrator:
             )
 
 
-async def run_demo(host: PluginHost, *, adapter: str, duration: float, table: bool) -> int:
+async def run_demo(
+    host: PluginHost,
+    *,
+    adapter: str,
+    duration: float,
+    table: bool,
+    serve: tuple[str, int] | None = None,
+) -> int:
     spec = host.adapters.get(adapter)
     if spec is None or spec.simulator is None:
         print(
@@ -126,10 +134,16 @@ async def run_demo(host: PluginHost, *, adapter: str, duration: float, table: bo
     values = demo_settings(duration) | sim.settings()
     settings = load(text=json.dumps(values), schema=host.schema()).settings
     feed = Feed(host, settings, adapter)
+    try:
+        server = await serve_feeds(lambda: [feed], serve)
+    except ServeAddressError as exc:
+        await sim.stop()
+        print(f"foxtrot-stream: {exc}", file=sys.stderr)
+        return 2
     narrator = Narrator(feed, say, started)
     feed.add_consumer(narrator)
     if table:
-        live = LiveTable(feed)
+        live = LiveTable([feed])
         feed.add_consumer(live)
     stop = asyncio.Event()
     outage_at, outage_for = 0.2 * duration, 0.3 * duration
@@ -165,6 +179,8 @@ async def run_demo(host: PluginHost, *, adapter: str, duration: float, table: bo
             if live is not None:
                 live.stop()
             await feed.stop()
+            if server is not None:
+                await server.stop()
             await sim.stop()
     for symbol, per in sorted(narrator.ticks.items()):
         counts = ", ".join(f"{n} over {t}" for t, n in sorted(per.items()))

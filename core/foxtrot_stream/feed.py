@@ -706,10 +706,13 @@ class Feed:
 
     # --- control -------------------------------------------------------------------------------
 
-    def reset(self) -> int:
-        """Reset every open or exhausted breaker (an operator's action); returns how many."""
+    def reset(self, connection: int | None = None) -> int:
+        """Reset open or exhausted breakers (an operator's action): every connection's, or only
+        `connection`'s; returns how many were reset. The connection retries at once."""
         count = 0
         for shard in self.shards:
+            if connection is not None and shard.id != connection:
+                continue
             if shard.breaker.state is not BreakerState.CLOSED:
                 self._log_transition(shard.breaker.reset(), shard)
                 shard.backoff.reset()

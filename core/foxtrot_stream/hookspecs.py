@@ -171,8 +171,9 @@ def on_state_change(change: StateChange) -> None:
     transport serving each symbol (for alerting, dashboards, an engine's own status).
 
     Called: on the feed's task, right after the change, once per change — never per tick.
-    Returns: nothing (not ``firstresult``; a value is ignored). On raise: logged and counted, the feed
-    goes on. An observer must not block: it runs on the feed's event loop.
+    Returns: nothing (not ``firstresult``; a value is ignored).
+    On raise: logged and counted, the feed goes on.
+    An observer must not block: it runs on the feed's event loop.
     """
     raise NotImplementedError
 

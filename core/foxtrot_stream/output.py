@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections import deque
-from typing import IO
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING
 
-import attrs
 import orjson
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from foxtrot_stream.model import Tick
+
+if TYPE_CHECKING:
+    from foxtrot_stream.feed import Feed
 
 
 class JsonLines:
@@ -42,52 +43,60 @@ class JsonLines:
                 self.broken = True
 
 
-@attrs.define
-class SymbolView:
-    tick: Tick | None = None
-    times: deque[float] = attrs.Factory(lambda: deque(maxlen=512))
-    latency_ms: float | None = None
-
-
 class LiveTable:
-    """Per symbol: bid/ask, transport, breaker state, updates/s and latency, redrawn 4×/s."""
+    """The figures of `/status` in the terminal, redrawn 4x/s: per symbol bid/ask/last,
+    transport, breaker, updates/s, latency p50/p99 (clock-corrected where an offset estimate
+    exists), connection uptime and errors per minute; per adapter a summary line."""
 
-    def __init__(self, feed_state: object, console: Console | None = None) -> None:
+    def __init__(self, feeds: Sequence[Feed], console: Console | None = None) -> None:
         self.console = console or Console(stderr=False)
-        self.views: dict[str, SymbolView] = {}
-        self.feed_state = feed_state
+        self.feeds = feeds
+        self.last: dict[str, Tick] = {}
         self.live: Live | None = None
 
     def __call__(self, tick: Tick) -> None:
-        view = self.views.get(tick.symbol)
-        if view is None:
-            view = self.views[tick.symbol] = SymbolView()
-        view.tick = tick
-        view.times.append(time.monotonic())
-        if tick.exchange_ts is not None:
-            view.latency_ms = tick.received_ts / 1e6 - tick.exchange_ts
+        self.last[tick.symbol] = tick
 
     def render(self) -> Table:
         table = Table(title="foxtrot-stream", expand=False)
-        for col in ("symbol", "bid", "ask", "last", "transport", "breaker", "upd/s", "latency"):
-            table.add_column(col, justify="right" if col not in ("symbol", "transport") else "left")
-        now = time.monotonic()
-        describe = getattr(self.feed_state, "describe_symbol", None)
-        for symbol in sorted(self.views):
-            view = self.views[symbol]
-            t = view.tick
-            recent = sum(1 for x in view.times if now - x <= 5.0) / 5.0
-            transport, breaker = describe(symbol) if describe else ("?", "?")
-            table.add_row(
-                symbol,
-                f"{t.bid:.8g}" if t else "",
-                f"{t.ask:.8g}" if t else "",
-                f"{t.last:.8g}" if t and t.last is not None else "—",
-                transport,
-                breaker,
-                f"{recent:.1f}",
-                f"{view.latency_ms:.0f} ms" if view.latency_ms is not None else "—",
+        columns = ("symbol", "bid", "ask", "last", "transport", "breaker", "upd/s", "p50 ms",
+                   "p99 ms", "uptime", "err/min")  # fmt: skip
+        for col in columns:
+            left = col in ("symbol", "transport", "breaker")
+            table.add_column(col, justify="left" if left else "right")
+        captions = []
+        for feed in self.feeds:
+            st = feed.status_record()
+            uptimes = {c.id: c.uptime for c in st.connections}
+            errors = sum(st.errors_per_minute.values())
+            for s in st.symbols:
+                t = self.last.get(s.symbol)
+                lat = s.latency_corrected_ms or s.latency_ms
+                uptime = uptimes.get(s.connection) if s.connection is not None else None
+                table.add_row(
+                    s.symbol,
+                    f"{t.bid:.8g}" if t else "",
+                    f"{t.ask:.8g}" if t else "",
+                    f"{t.last:.8g}" if t and t.last is not None else "—",
+                    s.transport,
+                    s.breaker,
+                    f"{s.updates_per_second:.1f}",
+                    f"{lat.p50:.1f}" if lat.p50 is not None else "—",
+                    f"{lat.p99:.1f}" if lat.p99 is not None else "—",
+                    _duration(uptime),
+                    str(errors),
+                )
+            offset = (
+                f"clock offset {st.clock.offset_ms:+.1f} ± {st.clock.uncertainty_ms:.1f} ms"
+                if st.clock.offset_ms is not None and st.clock.uncertainty_ms is not None
+                else "clock offset —"
             )
+            captions.append(
+                f"{st.display_name}: {st.state}, {st.updates_per_second:.1f} upd/s, "
+                f"{st.reconnects} reconnects, {st.http.polls} HTTP polls, "
+                f"{st.malformed_frames} malformed, {offset}"
+            )
+        table.caption = "\n".join(captions)
         return table
 
     def start(self) -> None:
@@ -103,3 +112,13 @@ class LiveTable:
             self.live.update(self.render())
             self.live.stop()
             self.live = None
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "down"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.output import JsonLines, LiveTable
 from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.serve import ServeAddressError, serve_feeds
 from foxtrot_stream.settings import Settings
 
 
@@ -38,8 +39,14 @@ async def run(
     *,
     duration: float | None,
     fmt: str,
+    serve: tuple[str, int] | None = None,
 ) -> int:
     feed = Feed(host, settings, adapter)
+    try:
+        server = await serve_feeds(lambda: [feed], serve)
+    except ServeAddressError as exc:
+        print(f"foxtrot-stream: {exc}", file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     jsonl: JsonLines | None = None
     table: LiveTable | None = None
@@ -47,11 +54,15 @@ async def run(
         jsonl = JsonLines()
         feed.add_consumer(jsonl)
     else:
-        table = LiveTable(feed)
+        table = LiveTable([feed])
         feed.add_consumer(table)
         table.start()
-    with stop_on_signals(stop):
-        return await _stream(feed, symbols, stop, duration, jsonl, table)
+    try:
+        with stop_on_signals(stop):
+            return await _stream(feed, symbols, stop, duration, jsonl, table)
+    finally:
+        if server is not None:
+            await server.stop()
 
 
 async def _stream(

@@ -31,7 +31,6 @@ class SymbolStatus:
     connection: int | None
     ticks: int
     """Ticks delivered to consumers (after ordering and de-duplication)."""
-    ticks_http: int
     updates_per_second: float
     last_update_age: float | None
     """Seconds since the last delivered tick."""
@@ -166,7 +165,6 @@ def adapter_status(feed: Feed) -> AdapterStatus:
                 breaker=shard.breaker.state.value if shard is not None else "—",
                 connection=shard.id if shard is not None else None,
                 ticks=m.ticks,
-                ticks_http=m.ticks_http,
                 updates_per_second=round(m.rate(now), 3),
                 last_update_age=round((now_ns - m.last_ns) / 1e9, 3) if m.last_ns else None,
                 latency_ms=latency_stats(window),

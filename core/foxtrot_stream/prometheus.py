@@ -1,0 +1,177 @@
+"""`/metrics` in the Prometheus text format, built at scrape time from the feeds' state.
+
+A custom collector: nothing is recorded twice and nothing runs per tick; a scrape reads the
+counters the feeds keep anyway. Names carry their unit (`_seconds`, `_total`); labels are
+`adapter`, `symbol`, `connection`, `kind`, `state`, `host`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from foxtrot_stream.breaker import BreakerState
+from foxtrot_stream.metrics import LATENCY_BUCKETS
+
+if TYPE_CHECKING:
+    from foxtrot_stream.feed import Feed
+
+PREFIX = "foxtrot_stream"
+ADAPTER_STATES = ("streaming", "connecting", "degraded", "recovering", "exhausted", "polling",
+                  "stopped")  # fmt: skip
+TRANSPORTS = ("websocket", "http", "connecting")
+
+
+def _counter(name: str, doc: str, labels: Sequence[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=labels)
+
+
+def _gauge(name: str, doc: str, labels: Sequence[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=labels)
+
+
+class FeedCollector(Collector):
+    """Collects every metric of the feeds `feeds()` returns (called on their event loop)."""
+
+    def __init__(self, feeds: Callable[[], Sequence[Feed]]) -> None:
+        self.feeds = feeds
+
+    def collect(self) -> Iterator[Metric]:
+        a, s = ("adapter",), ("adapter", "symbol")
+        c = ("adapter", "connection")
+        ticks = _counter("ticks", "Ticks delivered to consumers", s)
+        rate = _gauge("updates_per_second", "Ticks per second over the last 10 s", s)
+        age = _gauge("last_update_age_seconds", "Seconds since the symbol's last tick", s)
+        latency = HistogramMetricFamily(
+            f"{PREFIX}_tick_latency_seconds",
+            "Exchange event time to local receipt (raw: not corrected for clock offset)",
+            labels=s,
+        )
+        window = _gauge(
+            "tick_latency_window_seconds",
+            "Latency percentiles over the last minute (clock=raw|corrected)",
+            ("adapter", "symbol", "quantile", "clock"),
+        )
+        dropped = _counter(
+            "dropped_ticks", "Ticks not delivered: duplicate or older than one already seen",
+            ("adapter", "symbol", "reason"),
+        )  # fmt: skip
+        transport = _gauge(
+            "symbol_transport", "1 for the transport serving the symbol now",
+            ("adapter", "symbol", "transport"),
+        )  # fmt: skip
+        state = _gauge("adapter_state", "1 for the adapter's current state", ("adapter", "state"))
+        up = _gauge("connection_up", "1 while the connection delivers data", c)
+        uptime = _gauge(
+            "connection_uptime_seconds", "Seconds since the connection's last (re)connect", c
+        )
+        connects = _counter("connects", "WebSocket connections opened", c)
+        reconnects = _counter("reconnects", "Reconnection attempts scheduled by the backoff", c)
+        breaker = _gauge(
+            "breaker_state", "1 for the circuit breaker's current state", (*c, "state")
+        )
+        in_state = _gauge(
+            "breaker_state_seconds", "Seconds the circuit breaker has been in its state", c
+        )
+        errors = _counter("errors", "Failures by kind", ("adapter", "kind"))
+        per_minute = _gauge("errors_last_minute", "Failures in the last 60 s", ("adapter", "kind"))
+        malformed = _counter("malformed_frames", "Frames that could not be decoded", a)
+        polls = _counter("http_polls", "HTTP polls sent", a)
+        failed = _counter("http_poll_failures", "HTTP polls that failed", a)
+        limited = _counter("rate_limit_waits", "HTTP 429/418 answers obeyed", a)
+        limited_s = _counter("rate_limit_wait_seconds", "Seconds spent waiting on Retry-After", a)
+        weight = _counter("weight_holds", "Polls held back for the request-weight limit", a)
+        consumer = _counter(
+            "consumer_dropped_ticks", "Ticks superseded in slow consumers' buffers", a
+        )
+        offset = _gauge("clock_offset_seconds", "Exchange clock minus local clock (estimate)", a)
+        offset_err = _gauge(
+            "clock_offset_uncertainty_seconds", "Half the fastest round trip of the estimate", a
+        )
+        attempts = _counter("connect_attempts", "WebSocket connection attempts per host", ("host",))
+        budget_waits = _counter(
+            "connect_budget_waits", "Connection attempts delayed by the budget", ("host",)
+        )
+        budget_s = _counter(
+            "connect_budget_wait_seconds", "Seconds connection attempts waited", ("host",)
+        )
+        hosts: dict[str, tuple[int, int, float]] = {}
+        for feed in self.feeds():
+            st = feed.status_record()
+            name = feed.name
+            for symbol in st.symbols:
+                labels = [name, symbol.symbol]
+                ticks.add_metric(labels, symbol.ticks)
+                rate.add_metric(labels, symbol.updates_per_second)
+                if symbol.last_update_age is not None:
+                    age.add_metric(labels, symbol.last_update_age)
+                m = feed.metrics.symbol(symbol.symbol)
+                m.fold()
+                buckets = [(str(b), m.buckets[i]) for i, b in enumerate(LATENCY_BUCKETS)]
+                buckets.append(("+Inf", m.buckets[-1]))
+                latency.add_metric(labels, buckets, m.lat_sum)
+                for clock, stats in (
+                    ("raw", symbol.latency_ms),
+                    ("corrected", symbol.latency_corrected_ms),
+                ):
+                    if stats is None or stats.samples == 0:
+                        continue
+                    for q, value in (("0.5", stats.p50), ("0.95", stats.p95),
+                                     ("0.99", stats.p99), ("1", stats.max)):  # fmt: skip
+                        if value is not None:
+                            window.add_metric([*labels, q, clock], value / 1e3)
+                dropped.add_metric([*labels, "duplicate"], symbol.dropped_duplicate)
+                dropped.add_metric([*labels, "stale"], symbol.dropped_stale)
+                for kind in TRANSPORTS:
+                    transport.add_metric([*labels, kind], float(symbol.transport == kind))
+            for each in ADAPTER_STATES:
+                state.add_metric([name, each], float(st.state == each))
+            for conn in st.connections:
+                labels = [name, str(conn.id)]
+                up.add_metric(labels, float(conn.live))
+                if conn.uptime is not None:
+                    uptime.add_metric(labels, conn.uptime)
+                connects.add_metric(labels, conn.connects)
+                reconnects.add_metric(labels, conn.reconnects)
+                in_state.add_metric(labels, conn.breaker_seconds_in_state)
+                for kind in (b.value for b in BreakerState):
+                    breaker.add_metric([*labels, kind], float(conn.breaker == kind))
+            for kind, count in sorted(st.errors_total.items()):
+                errors.add_metric([name, kind], count)
+                per_minute.add_metric([name, kind], st.errors_per_minute.get(kind, 0))
+            malformed.add_metric([name], st.malformed_frames)
+            polls.add_metric([name], st.http.polls)
+            failed.add_metric([name], st.http.failed_polls)
+            limited.add_metric([name], st.http.rate_limited)
+            limited_s.add_metric([name], st.http.rate_limit_wait_seconds)
+            weight.add_metric([name], st.http.weight_holds)
+            consumer.add_metric([name], st.consumer_dropped)
+            if st.clock.offset_ms is not None and st.clock.uncertainty_ms is not None:
+                offset.add_metric([name], st.clock.offset_ms / 1e3)
+                offset_err.add_metric([name], st.clock.uncertainty_ms / 1e3)
+            for budget in st.connect_budgets:
+                hosts[budget.host] = (budget.attempts, budget.waits, budget.waited_seconds)
+        for host, (n, waits, waited) in sorted(hosts.items()):
+            attempts.add_metric([host], n)
+            budget_waits.add_metric([host], waits)
+            budget_s.add_metric([host], waited)
+        yield from (ticks, rate, age, latency, window, dropped, transport, state, up, uptime)
+        yield from (connects, reconnects, breaker, in_state, errors, per_minute, malformed)
+        yield from (polls, failed, limited, limited_s, weight, consumer, offset, offset_err)
+        yield from (attempts, budget_waits, budget_s)
+
+
+def exposition(feeds: Callable[[], Sequence[Feed]]) -> bytes:
+    """The text format for one scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FeedCollector(feeds))
+    return generate_latest(registry)
