@@ -458,14 +458,15 @@ class Feed:
                 continue
             shard.conn = None
             shard.live = False
-            shard.opened_at = None
-            self._changed(
-                "connection",
-                f"connection {shard.id}",
-                "up",
-                "down",
-                failure.kind if failure is not None else "closed",
-            )
+            if shard.opened_at is not None:  # it was up (a failed connect never was)
+                shard.opened_at = None
+                self._changed(
+                    "connection",
+                    f"connection {shard.id}",
+                    "up",
+                    "down",
+                    failure.kind if failure is not None else "closed",
+                )
             self._note_transports()
             with contextlib.suppress(Exception):
                 await conn.close()

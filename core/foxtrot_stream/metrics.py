@@ -129,15 +129,14 @@ class FeedMetrics:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.symbols: dict[str, SymbolMetrics] = {}
-        self.ticks = 0
         self.errors: deque[tuple[float, str]] = deque(maxlen=10_000)
-        self.rate_samples: deque[tuple[float, int]] = deque(maxlen=int(RATE_WINDOW) + 2)
         self.clock_offset = ClockOffset()
 
     def symbol(self, symbol: str) -> SymbolMetrics:
         metrics = self.symbols.get(symbol)
         if metrics is None:
             metrics = self.symbols[symbol] = SymbolMetrics()
+            metrics.rate_samples.append((self.clock(), 0))  # its rate counts from here
         return metrics
 
     def record(self, tick: Tick) -> None:
@@ -176,21 +175,14 @@ class FeedMetrics:
     def sample(self) -> None:
         """Remember every tick counter with the time (called about once a second)."""
         now = self.clock()
-        total = 0
         for m in self.symbols.values():
             m.rate_samples.append((now, m.ticks))
-            total += m.ticks
             m.fold()
-        self.ticks = total
-        self.rate_samples.append((now, total))
 
     def rate(self) -> float:
+        """The sum of the symbols' rates (so the adapter's figure matches theirs)."""
         now = self.clock()
-        total = sum(m.ticks for m in self.symbols.values())
-        for t, count in self.rate_samples:
-            if now - t <= RATE_WINDOW + 1e-9 and now > t:
-                return (total - count) / (now - t)
-        return 0.0
+        return sum(m.rate(now) for m in self.symbols.values())
 
 
 # --- latency percentiles -----------------------------------------------------------------------
