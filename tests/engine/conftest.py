@@ -4,9 +4,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine_helpers import SYMBOLS, SimulatorThread, write_settings
 
 from foxtrot_stream_binance.simulator import SimulatorConfig
+
+from engine_helpers import SYMBOLS, SimulatorThread, write_settings
 
 
 @pytest.fixture

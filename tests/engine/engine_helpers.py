@@ -8,6 +8,7 @@ would, and faults are scripted through `SimulatorThread.call`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -105,8 +106,6 @@ def open_fds() -> set[str]:
     """This process's open file descriptors with what they point at (Linux)."""
     fds = set()
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(OSError):  # the descriptor listdir used, closed by now
             fds.add(f"{fd}->{os.readlink(f'/proc/self/fd/{fd}')}")
-        except OSError:
-            pass  # the descriptor listdir itself used, closed by now
     return fds
