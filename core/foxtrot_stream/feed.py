@@ -690,7 +690,8 @@ class Feed:
             "symbols": symbols,
             "refused": dict(self.refused),
             "connections": [
-                {"id": s.id, "breaker": s.breaker.state.value, "live": s.live} for s in self.shards
+                {"id": s.id, "breaker": s.breaker.state.value, "live": s.live}
+                for s in self.shards
             ],
             "counters": attrs.asdict(self.counters),
             "sequencer": attrs.asdict(self.sequencer.counts),
