@@ -22,10 +22,8 @@ def ticks(trade_every: int = 4) -> list[Tick]:
     for i in range(N):
         symbol = f"SYM{i % 50}USDT"
         exchange_ms = now // 1_000_000 - 3 if i % trade_every == 0 else None
-        out.append(
-            Tick("binance", symbol, 1.0, 1.0, 2.0, 1.0, None, i, None, exchange_ms, now + i,
-                 TransportKind.WEBSOCKET)  # fmt: skip
-        )
+        fields = (symbol, 1.0, 1.0, 2.0, 1.0, None, i, None, exchange_ms, now + i)
+        out.append(Tick("binance", *fields, TransportKind.WEBSOCKET))
     return out
 
 

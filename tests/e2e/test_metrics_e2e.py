@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from e2e_helpers import FAST, Logs, settings_for, wait_for
-
 from foxtrot_stream.hookspecs import hookimpl
 from foxtrot_stream.plugins import Origin, PluginHost
 from foxtrot_stream.records import StateChange
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
+
+from e2e_helpers import FAST, Logs, settings_for, wait_for
 
 
 def by_symbol(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -90,9 +90,10 @@ async def test_an_outage_resets_uptime_counts_errors_and_walks_the_breaker(
         assert during["connections"][0]["uptime"] is None
         assert during["connections"][0]["breaker"] == "OPEN"
         assert {s["transport"] for s in during["symbols"]} == {"http"}
-        assert sum(during["errors_per_minute"].values()) >= FAST[
-            "websocket.circuit_breaker.failure_threshold"
-        ]
+        assert (
+            sum(during["errors_per_minute"].values())
+            >= FAST["websocket.circuit_breaker.failure_threshold"]
+        )
 
         await wait_for(lambda: feed.status()["state"] == "streaming", 8, "recovery")
         after = feed.status()

@@ -11,13 +11,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from e2e_helpers import Logs, settings_for, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.serve import ServeAddressError, StatusServer, parse_address
 from foxtrot_stream_binance.simulator import Simulator
+
+from e2e_helpers import Logs, settings_for, wait_for
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ async def test_metrics_parse_with_the_right_types_units_and_labels(
 async def test_status_and_events_carry_the_same_plain_data(
     served: tuple[Feed, StatusServer, aiohttp.ClientSession],
 ) -> None:
-    feed, server, session = served
+    _, server, session = served
     async with session.get(server.url + "status") as resp:
         status = await resp.json()
     adapter = status["adapters"][0]
@@ -123,7 +124,7 @@ async def test_reset_from_loopback_works_and_a_foreign_origin_is_refused(
 async def test_a_server_not_bound_to_loopback_wants_the_token(
     served: tuple[Feed, StatusServer, aiohttp.ClientSession],
 ) -> None:
-    feed, server, session = served
+    _, server, session = served
     server.loopback = False  # as if bound to 0.0.0.0: loopback callers no longer suffice
     async with session.post(server.url + "reset") as resp:
         assert resp.status == 403 and "token" in (await resp.json())["error"]

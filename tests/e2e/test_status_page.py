@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import SYMBOLS, settings_for, wait_for
 
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.serve import StatusServer
 from foxtrot_stream_binance.simulator import Simulator
+
+from e2e_helpers import SYMBOLS, settings_for, wait_for
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -48,7 +49,8 @@ async def browser_page() -> AsyncIterator[Any]:
 
 
 async def cell(page: Any, symbol: str, field: str) -> str:
-    text: str = await page.locator(f'tr[data-symbol="{symbol}"] [data-field="{field}"]').inner_text()
+    locator = page.locator(f'tr[data-symbol="{symbol}"] [data-field="{field}"]')
+    text: str = await locator.inner_text()
     return text
 
 
@@ -95,7 +97,8 @@ async def test_the_page_shows_the_failover_and_its_reset_control_works(
         sim.clear()  # the exchange is back, but an exhausted adapter waits for an operator
         await page.click('button[data-reset="binance"]')
         await page.wait_for_function(
-            """() => document.getElementById('message').textContent.includes('1 breaker(s) reset')""",
+            """() => document.getElementById('message').textContent
+                   .includes('1 breaker(s) reset')""",
             timeout=5000,
         )
         await page.wait_for_function(

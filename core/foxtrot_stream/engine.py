@@ -1,0 +1,455 @@
+"""`StreamEngine`: what a threaded host (Foxtrot, vnpy) loads at startup.
+
+The host's threads never touch a `Feed`: the engine owns one asyncio loop in one background
+thread ("foxtrot-stream-loop"), and every public method hands its work to that loop and waits
+for the answer. Ticks go the other way through consumers: each registered callback has its own
+thread and its own bounded queue, filled by the loop without ever waiting for the consumer.
+
+Threads, and why one per consumer: a consumer is host code (a gateway putting events on an
+event engine, a recorder writing to disk) and may be slow at times. With a thread each, a slow
+consumer delays only itself, and each has its own queue, policy and drop counter; a shared
+dispatcher would let one slow callback hold back all the others. Hosts register a handful of
+consumers, so the thread count stays small.
+
+Queue policies (the loop never blocks; every tick not delivered is counted as dropped):
+
+* ``"conflate"`` (default): at most one pending tick per symbol; a newer quote replaces an
+  undelivered older one of the same symbol. The consumer always gets the newest quote of each
+  symbol, never an older one after a newer. `maxsize` caps the number of symbols pending (the
+  oldest pending symbol's tick is dropped beyond it).
+* ``"drop_oldest"``: every tick in arrival order, at most `maxsize` pending; when full, the
+  oldest pending tick is dropped to make room.
+
+Errors: a call that cannot be served raises in the calling thread — `RuntimeError` when the
+engine is not running (not started, or stopped), `LookupError` for an adapter that is not
+installed, `TimeoutError` when the loop did not answer in time. Symbols the exchange refuses
+are not an exception: `subscribe` returns them (symbol → why) and subscribes the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, Literal, TypeVar
+
+from foxtrot_stream.feed import Feed
+from foxtrot_stream.model import Tick
+from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.settings import Settings, load
+
+log = logging.getLogger("foxtrot_stream.engine")
+
+Policy = Literal["conflate", "drop_oldest"]
+POLICIES: tuple[Policy, ...] = ("conflate", "drop_oldest")
+LOOP_THREAD = "foxtrot-stream-loop"
+DEFAULT_MAXSIZE = 10_000
+#: How long a thread-safe call waits for the loop's answer by default (seconds).
+CALL_TIMEOUT = 30.0
+
+T = TypeVar("T")
+
+
+class Consumer:
+    """One registered callback: its bounded queue, its thread and its counters.
+
+    `put` is called on the loop thread and only takes a lock for a few dictionary operations;
+    the callback runs on this consumer's own thread.
+    """
+
+    def __init__(
+        self, callback: Callable[[Tick], object], name: str, policy: Policy, maxsize: int
+    ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"policy {policy!r}: expected one of {', '.join(POLICIES)}")
+        if maxsize < 1:
+            raise ValueError(f"maxsize {maxsize!r}: expected an integer of at least 1")
+        self.callback = callback
+        self.name = name
+        self.policy: Policy = policy
+        self.maxsize = maxsize
+        self.received = 0
+        self.delivered = 0
+        self.dropped = 0
+        self.errors = 0
+        self._by_symbol: collections.OrderedDict[str, Tick] = collections.OrderedDict()
+        self._fifo: collections.deque[Tick] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._closing = False
+        self.thread = threading.Thread(
+            target=self._run, name=f"foxtrot-stream-consumer-{name}", daemon=True
+        )
+
+    def put(self, tick: Tick) -> None:
+        with self._cond:
+            self.received += 1
+            if self.policy == "conflate":
+                pending = self._by_symbol
+                if pending.pop(tick.symbol, None) is not None:
+                    self.dropped += 1  # superseded by this newer quote
+                elif len(pending) >= self.maxsize:
+                    pending.popitem(last=False)
+                    self.dropped += 1
+                pending[tick.symbol] = tick  # to the back: symbols served in arrival order
+            else:
+                if len(self._fifo) >= self.maxsize:
+                    self._fifo.popleft()
+                    self.dropped += 1
+                self._fifo.append(tick)
+            self._cond.notify()
+
+    @property
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._by_symbol) + len(self._fifo)
+
+    def _next(self) -> Tick | None:
+        """The next tick to deliver, waiting for one; None once closed and empty."""
+        with self._cond:
+            while not self._by_symbol and not self._fifo:
+                if self._closing:
+                    return None
+                self._cond.wait()
+            self.delivered += 1  # handed over: received = delivered + dropped + queued
+            if self._by_symbol:
+                return self._by_symbol.popitem(last=False)[1]
+            return self._fifo.popleft()
+
+    def _run(self) -> None:
+        while (tick := self._next()) is not None:
+            try:
+                self.callback(tick)
+            except Exception:
+                self.errors += 1
+                if self.errors == 1:  # once: a failing consumer must not flood the log
+                    log.exception("consumer %s raised; it keeps receiving", self.name)
+
+    def close(self) -> None:
+        """Deliver what is queued, then end the thread (see `join`)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            return {
+                "name": self.name,
+                "policy": self.policy,
+                "maxsize": self.maxsize,
+                "queued": len(self._by_symbol) + len(self._fifo),
+                "received": self.received,
+                "delivered": self.delivered,
+                "dropped": self.dropped,
+                "errors": self.errors,
+            }
+
+
+class StreamEngine:
+    """Feeds on a background loop, driven from any thread; see the module docstring.
+
+    Lifecycle: `start()` once, then `subscribe`/`unsubscribe`/`status`/`reset_breaker` from any
+    thread, then `stop(timeout)` (idempotent). Every call after `stop()` raises RuntimeError.
+    """
+
+    def __init__(self, settings: Settings, host: PluginHost) -> None:
+        self.settings = settings
+        self.host = host
+        self._lock = threading.Lock()
+        self._state: Literal["new", "running", "stopping", "stopped"] = "new"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._consumers: tuple[Consumer, ...] = ()
+        self._consumer_ids = itertools.count(1)
+        self._stopped = threading.Event()
+        self._stop_result = True
+        # loop-side state: touched only on the loop thread
+        self._feeds: dict[str, Feed] = {}
+        self._feed_locks: dict[str, asyncio.Lock] = {}
+        self._calls: set[asyncio.Task[Any]] = set()
+        self._shutdown: asyncio.Event | None = None
+        self._shutdown_timeout = 5.0
+        self.leftover_tasks: list[str] = []
+        """Names of tasks still alive on the loop after the feeds stopped (should be none)."""
+
+    @classmethod
+    def from_settings(
+        cls, path: str | os.PathLike[str] | None = None, *, host: PluginHost | None = None
+    ) -> StreamEngine:
+        """Load the plugins and `vt_setting.json` (`path`, else `$FOXTROT_SETTINGS`, else
+        ./vt_setting.json). Raises `SettingsError` naming every bad key, its value and what was
+        expected, or `PluginLoadError` when the settings need a plugin that cannot load."""
+        host = PluginHost.discover() if host is None else host
+        loaded = load(path, host.schema())
+        for problem in loaded.problems:
+            log.log(logging.INFO if problem.severity == "info" else logging.WARNING, "%s", problem)
+        host.check_required(loaded.settings)
+        return cls(loaded.settings, host)
+
+    # --- lifecycle (any thread) -------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the loop thread (and the consumer threads). Raises RuntimeError if called
+        twice or after `stop()`."""
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError(f"the stream engine cannot start: it is {self._state}")
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+            thread = threading.Thread(
+                target=self._run_loop, args=(loop, ready), name=LOOP_THREAD, daemon=False
+            )
+            self._loop, self._thread = loop, thread
+            self._state = "running"
+            for consumer in self._consumers:
+                consumer.thread.start()
+            thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError(f"the stream engine's loop did not start within {timeout}s")
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop every feed, deliver what consumers have queued, end every thread.
+
+        Idempotent; a second call waits for the first. Returns True if everything ended within
+        `timeout` seconds (False: a thread is still alive, e.g. a consumer stuck in its
+        callback, and a warning says which)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            state = self._state
+            if state == "new":
+                self._state = "stopped"
+                self._stopped.set()
+                return True
+            if state == "running":
+                self._state = "stopping"
+        if state != "running":  # another call is stopping (or has stopped) the engine
+            self._stopped.wait(max(0.0, deadline - time.monotonic()))
+            return self._stop_result and self._stopped.is_set()
+        loop, thread = self._loop, self._thread
+        assert loop is not None and thread is not None
+        self._shutdown_timeout = max(0.1, timeout * 0.8)
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            loop.call_soon_threadsafe(self._request_shutdown)
+        if threading.current_thread() is not thread:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        ok = not thread.is_alive()
+        for consumer in self._consumers:
+            consumer.close()
+        me = threading.current_thread()
+        for consumer in self._consumers:
+            if consumer.thread is not me and consumer.thread.ident is not None:
+                consumer.thread.join(max(0.0, deadline - time.monotonic()))
+                ok = ok and not consumer.thread.is_alive()
+        alive = [t.name for t in (thread, *(c.thread for c in self._consumers)) if t.is_alive()]
+        if alive and me not in (thread, *(c.thread for c in self._consumers)):
+            log.warning("stream engine stop: still running after %gs: %s", timeout, alive)
+        with self._lock:
+            self._state = "stopped"
+            self._stop_result = ok
+        self._stopped.set()
+        return ok
+
+    # --- consumers ----------------------------------------------------------------------------
+
+    def add_consumer(
+        self,
+        callback: Callable[[Tick], object],
+        *,
+        name: str | None = None,
+        policy: Policy = "conflate",
+        maxsize: int = DEFAULT_MAXSIZE,
+    ) -> Consumer:
+        """Register `callback` for every tick of every adapter; it is called on a thread of its
+        own behind a bounded queue (`policy`, `maxsize`: see the module docstring). Allowed
+        before or after `start()`."""
+        consumer = Consumer(callback, name or f"{next(self._consumer_ids)}", policy, maxsize)
+        with self._lock:
+            if self._state in ("stopping", "stopped"):
+                raise RuntimeError("the stream engine is stopped: no consumer can be added")
+            self._consumers = (*self._consumers, consumer)  # the loop reads the tuple lock-free
+            if self._state == "running":
+                consumer.thread.start()
+        return consumer
+
+    def _fan_out(self, tick: Tick) -> None:
+        """Every feed's one fast consumer, on the loop: hands the tick to each queue."""
+        for consumer in self._consumers:
+            consumer.put(tick)
+
+    # --- the thread-safe API ------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        symbols: str | Iterable[str],
+        adapter: str | None = None,
+        *,
+        timeout: float = CALL_TIMEOUT,
+    ) -> dict[str, str]:
+        """Stream `symbols` from `adapter` (default: the only installed adapter), starting its
+        feed on first use. Returns the symbols the exchange refused (symbol → why); the others
+        are subscribed."""
+        name = self._adapter(adapter)
+        wanted = [symbols] if isinstance(symbols, str) else list(symbols)
+        return self._call(self._subscribe(name, wanted), timeout)
+
+    def unsubscribe(
+        self,
+        symbols: str | Iterable[str],
+        adapter: str | None = None,
+        *,
+        timeout: float = CALL_TIMEOUT,
+    ) -> None:
+        """Stop streaming `symbols` from `adapter`; symbols not subscribed are ignored."""
+        name = self._adapter(adapter)
+        gone = [symbols] if isinstance(symbols, str) else list(symbols)
+        self._call(self._unsubscribe(name, gone), timeout)
+
+    def status(self, *, timeout: float = CALL_TIMEOUT) -> dict[str, Any]:
+        """Plain JSON-safe data: {"running", "adapters": {name: Feed.status()}, "consumers"}."""
+        adapters = self._call(self._feed_status(), timeout)
+        return {
+            "running": self.running,
+            "adapters": adapters,
+            "consumers": [c.stats() for c in self._consumers],
+        }
+
+    def reset_breaker(self, adapter: str | None = None, *, timeout: float = CALL_TIMEOUT) -> int:
+        """Reset every open or exhausted breaker of `adapter` (None: of every started feed);
+        returns how many were reset. An operator's action after an outage is over."""
+        name = None if adapter is None else self._adapter(adapter)
+        return self._call(self._reset(name), timeout)
+
+    def _adapter(self, adapter: str | None) -> str:
+        installed = sorted(self.host.adapters)
+        if adapter is None:
+            if len(installed) == 1:
+                return installed[0]
+            raise LookupError(
+                f"name the adapter: {len(installed)} are installed ({', '.join(installed)})"
+            )
+        if adapter not in self.host.adapters:
+            raise LookupError(
+                f"no adapter named {adapter!r} is installed "
+                f"(installed: {', '.join(installed) or 'none'})"
+            )
+        return adapter
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run `coro` on the loop and wait for its result in the calling thread."""
+        with self._lock:
+            if self._state != "running":
+                coro.close()
+                raise RuntimeError(f"the stream engine is not running (it is {self._state})")
+            if threading.current_thread() is self._thread:
+                coro.close()
+                raise RuntimeError("a blocking StreamEngine call from its own loop thread")
+            assert self._loop is not None
+            future = asyncio.run_coroutine_threadsafe(self._tracked(coro), self._loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.CancelledError:
+            raise RuntimeError("the stream engine stopped before answering") from None
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"the stream engine did not answer within {timeout}s") from None
+
+    async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        self._calls.add(task)
+        try:
+            return await coro
+        finally:
+            self._calls.discard(task)
+
+    # --- on the loop --------------------------------------------------------------------------
+
+    async def _feed(self, adapter: str) -> Feed:
+        feed = self._feeds.get(adapter)
+        if feed is None:
+            feed = Feed(self.host, self.settings, adapter)
+            feed.add_consumer(self._fan_out)
+            await feed.start()
+            self._feeds[adapter] = feed
+        return feed
+
+    def _lock_of(self, adapter: str) -> asyncio.Lock:
+        return self._feed_locks.setdefault(adapter, asyncio.Lock())
+
+    async def _subscribe(self, adapter: str, symbols: list[str]) -> dict[str, str]:
+        async with self._lock_of(adapter):  # one change at a time per feed
+            feed = await self._feed(adapter)
+            return await feed.subscribe(symbols)
+
+    async def _unsubscribe(self, adapter: str, symbols: list[str]) -> None:
+        async with self._lock_of(adapter):
+            feed = self._feeds.get(adapter)
+            if feed is not None:
+                await feed.unsubscribe(symbols)
+
+    async def _feed_status(self) -> dict[str, Any]:
+        return {name: feed.status() for name, feed in sorted(self._feeds.items())}
+
+    async def _reset(self, adapter: str | None) -> int:
+        return sum(feed.reset() for name, feed in self._feeds.items() if adapter in (None, name))
+
+    def _request_shutdown(self) -> None:
+        if self._shutdown is not None:
+            self._shutdown.set()
+
+    def _run_loop(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main(ready))
+        except BaseException:
+            log.exception("the stream engine's loop failed")
+        finally:
+            try:
+                rest = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in rest:
+                    task.cancel()
+                if rest:
+                    loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._shutdown = asyncio.Event()
+        ready.set()
+        await self._shutdown.wait()
+        calls = list(self._calls)
+        for task in calls:  # calls made before stop(): their callers get RuntimeError
+            task.cancel()
+        for task in calls:
+            with contextlib.suppress(BaseException):
+                await task
+        try:
+            async with asyncio.timeout(self._shutdown_timeout):
+                for name, feed in list(self._feeds.items()):
+                    try:
+                        await feed.stop()
+                    except Exception:
+                        log.exception("feed %s failed to stop cleanly", name)
+        except TimeoutError:
+            log.warning("feeds did not stop within %gs", self._shutdown_timeout)
+        for _ in range(3):  # closed transports finish closing their sockets on the next turn
+            await asyncio.sleep(0)
+        me = asyncio.current_task()
+        self.leftover_tasks = sorted(
+            t.get_name() for t in asyncio.all_tasks() if t is not me and not t.done()
+        )
+        if self.leftover_tasks:
+            log.warning("tasks still alive after the feeds stopped: %s", self.leftover_tasks)

@@ -1,0 +1,1 @@
+"""Bridges to host platforms; each needs its optional extra (`foxtrot-stream[vnpy]`)."""
