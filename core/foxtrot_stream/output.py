@@ -69,7 +69,7 @@ class LiveTable:
             st = feed.status_record()
             uptimes = {c.id: c.uptime for c in st.connections}
             errors = sum(st.errors_per_minute.values())
-            for s in st.symbols:
+            for s in st.symbols.values():
                 t = self.last.get(s.symbol)
                 lat = s.latency_corrected_ms or s.latency_ms
                 uptime = uptimes.get(s.connection) if s.connection is not None else None

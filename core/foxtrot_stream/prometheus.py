@@ -108,7 +108,7 @@ class FeedCollector(Collector):
         for feed in self.feeds():
             st = feed.status_record()
             name = feed.name
-            for symbol in st.symbols:
+            for symbol in st.symbols.values():
                 labels = [name, symbol.symbol]
                 ticks.add_metric(labels, symbol.ticks)
                 rate.add_metric(labels, symbol.updates_per_second)

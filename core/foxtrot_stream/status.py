@@ -96,7 +96,8 @@ class AdapterStatus:
     symbols routed to HTTP by the settings) | stopped"""
     ticks: int
     updates_per_second: float
-    symbols: list[SymbolStatus]
+    symbols: dict[str, SymbolStatus]
+    """By symbol, sorted."""
     connections: list[ConnectionStatus]
     errors_per_minute: dict[str, int]
     errors_total: dict[str, int]
@@ -207,7 +208,7 @@ def adapter_status(feed: Feed) -> AdapterStatus:
         state=_state(feed, symbols),
         ticks=sum(s.ticks for s in symbols),
         updates_per_second=round(metrics.rate(), 3),
-        symbols=symbols,
+        symbols={s.symbol: s for s in symbols},
         connections=connections,
         errors_per_minute=metrics.errors_per_minute(),
         errors_total=dict(counters.failures)
