@@ -43,6 +43,7 @@ from typing import Any, Literal, TypeVar
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.model import Tick
 from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.serve import StatusServer
 from foxtrot_stream.settings import Settings, load
 
 log = logging.getLogger("foxtrot_stream.engine")
@@ -175,6 +176,7 @@ class StreamEngine:
         self._calls: set[asyncio.Task[Any]] = set()
         self._shutdown: asyncio.Event | None = None
         self._shutdown_timeout = 5.0
+        self._server: StatusServer | None = None
         self.leftover_tasks: list[str] = []
         """Names of tasks still alive on the loop after the feeds stopped (should be none)."""
 
@@ -329,6 +331,14 @@ class StreamEngine:
         name = None if adapter is None else self._adapter(adapter)
         return self._call(self._reset(name), timeout)
 
+    def serve(
+        self, host: str = "127.0.0.1", port: int = 0, *, timeout: float = CALL_TIMEOUT
+    ) -> tuple[str, str]:
+        """Serve `/metrics`, `/status`, `/events` and the status page for this engine's feeds,
+        on its loop (as `foxtrot-stream run --serve` does; see docs/operations.md). Returns
+        (the page's URL, the control token). Stops with the engine."""
+        return self._call(self._serve(host, port), timeout)
+
     def _adapter(self, adapter: str | None) -> str:
         installed = sorted(self.host.adapters)
         if adapter is None:
@@ -397,6 +407,19 @@ class StreamEngine:
             if feed is not None:
                 await feed.unsubscribe(symbols)
 
+    async def _serve(self, host: str, port: int) -> tuple[str, str]:
+        if self._server is not None:
+            raise RuntimeError(f"already serving at {self._server.url}")
+        server = StatusServer(lambda: list(self._feeds.values()), host, port)
+        try:
+            await server.start()
+        except OSError as exc:
+            await server.stop()
+            raise OSError(exc.errno, f"cannot serve on {host}:{port}: {exc.strerror}") from None
+        self._server = server
+        log.info("status page %s (control token %s)", server.url, server.token)
+        return server.url, server.token
+
     async def _feed_status(self) -> dict[str, Any]:
         return {name: feed.status() for name, feed in sorted(self._feeds.items())}
 
@@ -436,6 +459,8 @@ class StreamEngine:
         for task in calls:
             with contextlib.suppress(BaseException):
                 await task
+        if self._server is not None:
+            await self._server.stop()
         try:
             async with asyncio.timeout(self._shutdown_timeout):
                 for name, feed in list(self._feeds.items()):

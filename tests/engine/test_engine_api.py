@@ -166,3 +166,36 @@ def test_reset_breaker_from_another_thread_brings_websocket_back(
         assert engine.reset_breaker() == 0
     finally:
         assert engine.stop(5)
+
+
+def test_the_engine_serves_metrics_and_status_and_stops_serving_with_it(
+    settings_file: Path,
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    engine = StreamEngine.from_settings(settings_file)
+    engine.start()
+    try:
+        engine.subscribe(["BTCUSDT"], "binance")
+        url, token = engine.serve()
+        assert url.startswith("http://127.0.0.1:") and len(token) >= 16
+        with pytest.raises(RuntimeError, match="already serving"):
+            engine.serve()
+
+        def ticks() -> float:
+            with urllib.request.urlopen(url + "metrics", timeout=5) as resp:
+                text = resp.read().decode()
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            return sum(s.value for s in families["foxtrot_stream_ticks"].samples)
+
+        wait_until(lambda: ticks() > 0, 5, "ticks in /metrics")
+        with urllib.request.urlopen(url + "status", timeout=5) as resp:
+            status = json.loads(resp.read())
+        assert list(status["adapters"][0]["symbols"]) == ["BTCUSDT"]
+    finally:
+        assert engine.stop(5)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url + "status", timeout=2)
