@@ -120,3 +120,31 @@ async def test_an_outage_resets_uptime_counts_errors_and_walks_the_breaker(
     finally:
         await feed.stop()
     assert feed.status()["state"] == "stopped"
+
+
+async def test_the_terminal_table_shows_the_status_figures(
+    host: PluginHost, sim: Simulator, make_feed: Any
+) -> None:
+    """`run --format table` and `demo` show what `/status` shows."""
+    import io
+
+    from rich.console import Console
+
+    from foxtrot_stream.output import LiveTable
+
+    feed, _ = await make_feed(settings_for(host, sim))
+    out = io.StringIO()
+    table = LiveTable([feed], Console(file=out, width=160, color_system=None))
+    feed.add_consumer(table)
+    await wait_for(lambda: feed.metrics.symbols.get("BTCUSDT") is not None
+                   and feed.metrics.symbols["BTCUSDT"].lat_n >= 2, 5, "trades")  # fmt: skip
+    await wait_for(lambda: feed.status()["clock"]["offset_ms"] is not None, 3, "an offset")
+    table.console.print(table.render())
+    text = out.getvalue()
+    for column in ("transport", "breaker", "upd/s", "p50 ms", "p99 ms", "uptime", "err/min"):
+        assert column in text
+    status = feed.status()
+    for symbol in status["symbols"]:
+        assert symbol in text
+    assert "websocket" in text and "CLOSED" in text
+    assert "BinanceAdapter: streaming" in text and "clock offset" in text
