@@ -91,6 +91,7 @@ class Shard:
         """When the current connection opened (feed clock); None while down."""
         self.connects = 0
         self.reconnects = 0
+        self.failures: dict[str, int] = {}
 
 
 class _Listener:
@@ -528,6 +529,7 @@ class Feed:
         shard.live = False
         kind = failure.kind
         self.counters.failures[kind] = self.counters.failures.get(kind, 0) + 1
+        shard.failures[kind] = shard.failures.get(kind, 0) + 1
         self.metrics.error(kind)
         self.error_log.error("WebSocket error... %s: %s", kind, failure.detail)
         for exc in self.host.on_failure(

@@ -56,6 +56,11 @@ class ConnectionStatus:
     """Seconds since this connection's last (re)connect; None while it is down."""
     connects: int
     reconnects: int
+    failures: dict[str, int]
+    """This connection's failures by kind since the feed started."""
+    updates_per_second: float
+    latency_ms: LatencyStats
+    latency_corrected_ms: LatencyStats | None
 
 
 @attrs.frozen
@@ -96,6 +101,9 @@ class AdapterStatus:
     symbols routed to HTTP by the settings) | stopped"""
     ticks: int
     updates_per_second: float
+    latency_ms: LatencyStats
+    """Over every symbol's window together."""
+    latency_corrected_ms: LatencyStats | None
     symbols: dict[str, SymbolStatus]
     """By symbol, sorted."""
     connections: list[ConnectionStatus]
@@ -153,11 +161,12 @@ def adapter_status(feed: Feed) -> AdapterStatus:
     shard_of = {symbol: shard for shard in feed.shards for symbol in shard.symbols}
     per_symbol = feed.sequencer.per_symbol
     symbols: list[SymbolStatus] = []
+    windows: dict[str, list[float]] = {}
     for symbol in sorted(feed.symbols):
         m = metrics.symbol(symbol)
         transport = feed.transport_of(symbol)
         shard = shard_of.get(symbol)
-        window = m.window(now_ns)
+        window = windows[symbol] = m.window(now_ns)
         counts = per_symbol.get(symbol)
         symbols.append(
             SymbolStatus(
@@ -175,6 +184,14 @@ def adapter_status(feed: Feed) -> AdapterStatus:
                 stale_on_websocket=symbol in feed.stale_polled,
             )
         )
+    by_symbol = {s.symbol: s for s in symbols}
+
+    def pooled(names: list[str]) -> tuple[LatencyStats, LatencyStats | None]:
+        samples = [x for name in names for x in windows.get(name, ())]
+        corrected = latency_stats(samples, offset) if offset is not None else None
+        return latency_stats(samples), corrected
+
+    shard_latency = {shard.id: pooled(shard.symbols) for shard in feed.shards}
     connections = [
         ConnectionStatus(
             id=shard.id,
@@ -186,6 +203,12 @@ def adapter_status(feed: Feed) -> AdapterStatus:
             uptime=round(now - shard.opened_at, 3) if shard.opened_at is not None else None,
             connects=shard.connects,
             reconnects=shard.reconnects,
+            failures=dict(shard.failures),
+            updates_per_second=round(
+                sum(by_symbol[s].updates_per_second for s in shard.symbols if s in by_symbol), 3
+            ),
+            latency_ms=shard_latency[shard.id][0],
+            latency_corrected_ms=shard_latency[shard.id][1],
         )
         for shard in feed.shards
     ]
@@ -201,6 +224,7 @@ def adapter_status(feed: Feed) -> AdapterStatus:
     )
     clock = metrics.clock_offset
     counters = feed.counters
+    latency, latency_corrected = pooled(list(windows))
     sequenced = feed.sequencer.counts
     return AdapterStatus(
         adapter=feed.name,
@@ -208,6 +232,8 @@ def adapter_status(feed: Feed) -> AdapterStatus:
         state=_state(feed, symbols),
         ticks=sum(s.ticks for s in symbols),
         updates_per_second=round(metrics.rate(), 3),
+        latency_ms=latency,
+        latency_corrected_ms=latency_corrected,
         symbols={s.symbol: s for s in symbols},
         connections=connections,
         errors_per_minute=metrics.errors_per_minute(),

@@ -34,6 +34,8 @@ async def test_a_known_rate_reads_as_that_many_updates_per_second(
         assert 34.0 <= symbols["BTCUSDT"]["updates_per_second"] <= 46.0
         assert 2.5 <= symbols["ETHUSDT"]["updates_per_second"] <= 5.5
         assert 37.0 <= status["updates_per_second"] <= 51.0
+        conn_rate = status["connections"][0]["updates_per_second"]
+        assert abs(conn_rate - status["updates_per_second"]) < 0.01  # one connection: the same
         assert status["ticks"] == len(rec.ticks) >= first
         assert symbols["BTCUSDT"]["transport"] == "websocket"
         assert symbols["BTCUSDT"]["last_update_age"] < 0.5
@@ -62,6 +64,11 @@ async def test_latency_raw_and_corrected_by_the_exchange_clock_offset(
         assert -5.0 < corrected["p50"] < 50.0  # what loopback really costs
         assert corrected["p99"] >= corrected["p95"] >= corrected["p50"]
         assert corrected["max"] >= corrected["p99"]
+        # one symbol on one connection: the adapter's and the connection's pools are the same
+        assert status["latency_ms"]["samples"] >= raw["samples"]
+        conn = status["connections"][0]
+        assert conn["latency_corrected_ms"]["samples"] >= corrected["samples"]
+        assert -5.0 < conn["latency_corrected_ms"]["p50"] < 50.0
 
 
 async def test_an_outage_resets_uptime_counts_errors_and_walks_the_breaker(
@@ -105,6 +112,7 @@ async def test_an_outage_resets_uptime_counts_errors_and_walks_the_breaker(
         assert after["reconnects"] >= 2
         assert after["http"]["polls"] >= 1
         assert sum(after["errors_total"].values()) >= 3
+        assert sum(conn["failures"].values()) >= 3 and "connect_failed" in conn["failures"]
 
         breaker = [(c.old, c.new) for c in seen if c.kind == "breaker"]
         # opened once; then probes (a failed one reopens) until one delivers and closes it
