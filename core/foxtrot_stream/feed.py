@@ -785,8 +785,9 @@ class Feed:
             try:
                 server_ms = await source.server_time(self.context.session)
             except PollError as exc:
-                if done == 0:
+                if offset.total == 0:
                     self.error_log.warning("cannot read the exchange's clock: %s", exc)
+                done = 4  # a failing (or rate-limiting) exchange gets one try a minute, no burst
             else:
                 offset.add(sent, server_ms, time.time())
             done += 1
