@@ -779,17 +779,22 @@ class Feed:
     async def _sync_clock(self, source: ServerClock) -> None:
         """Round trips to the exchange's time endpoint: four at start, then one a minute."""
         done = 0
+        warned = False
         offset = self.metrics.clock_offset
         while True:
             sent = time.time()
             try:
                 server_ms = await source.server_time(self.context.session)
             except PollError as exc:
-                if offset.total == 0:
-                    self.error_log.warning("cannot read the exchange's clock: %s", exc)
+                if not warned:  # once until it works again
+                    warned = True
+                    self.error_log.warning(
+                        "cannot read the exchange's clock (latency stays uncorrected): %s", exc
+                    )
                 done = 4  # a failing (or rate-limiting) exchange gets one try a minute, no burst
             else:
                 offset.add(sent, server_ms, time.time())
+                warned = False
             done += 1
             await asyncio.sleep(0.2 if done < 4 else CLOCK_SYNC_EVERY)
 
