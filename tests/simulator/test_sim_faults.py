@@ -14,7 +14,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosedError
 
-from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
+from foxtrot_stream_binance.simulator import Simulator
 from foxtrot_stream_binance.simulator.streams import malformed
 
 from simwire import (
@@ -23,7 +23,6 @@ from simwire import (
     collect,
     drain,
     eventually,
-    leftover_tasks,
     read_json,
     request,
     running,
@@ -360,38 +359,6 @@ async def test_clear_ends_every_fault_at_once() -> None:
             assert len(frames) >= 5 and all(well_formed(f, True) for f in frames)
             assert not ws.closed
         assert [what for _t, what in sim.faults.log][-1] == "clear"
-
-
-async def test_stop_leaves_nothing_behind() -> None:
-    sim = await Simulator(
-        SimulatorConfig(symbols=SYMBOLS, rate=50.0, ping_interval=0.2, close_timeout=0.3)
-    ).start()
-    async with aiohttp.ClientSession() as http:
-        reading = await http.ws_connect(stream_url(sim, *BOOKS))
-        deaf = await http.ws_connect(stream_url(sim, *BOOKS))  # never reads: no close reply
-        noticed = await http.ws_connect(f"{sim.ws_url}/ws")
-        await read_json(reading)
-        sim.server_shutdown(grace=5.0)  # a close scheduled for later
-        sim.slow_rest(5.0)
-        held = asyncio.create_task(_rest_status(http, sim))  # a REST answer being held
-        await eventually(lambda: sim.stats.rest_requests == 1)
-
-        started = time.monotonic()
-        await sim.stop()
-        assert time.monotonic() - started < 2.0
-        await sim.stop()  # idempotent
-        assert not leftover_tasks()
-        assert not sim.clients
-        assert all(c.closed_at is not None for c in sim.stats.connections.values())
-        ending = await until_end(reading)
-        assert ending.code in (1001, 1006)
-        with pytest.raises((aiohttp.ClientError, asyncio.TimeoutError)):
-            await asyncio.wait_for(held, 0.3)
-        for ws in (reading, deaf, noticed):
-            await ws.close()
-    await asyncio.sleep(0)
-    others = asyncio.all_tasks() - {asyncio.current_task()}
-    assert not others, others
 
 
 @pytest.mark.parametrize("seconds", [0.0, -1.0, math.inf, math.nan])
