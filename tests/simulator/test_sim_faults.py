@@ -97,7 +97,7 @@ async def test_stall_sends_nothing_and_ignores_pongs() -> None:
         http.ws_connect(stream_url(sim, *BOOKS), autoping=False) as ws,
     ):
         before = await watch(ws, 0.15, answer_pings=False)  # the ping at 0.1 s: unanswered
-        assert len(before.pings) == 1 and before.frames
+        assert before.pings and before.frames
         sim.stall(0.4)  # past the pong timeout of that ping
         ends = time.monotonic() + 0.4
         await drain(ws)  # what was already on its way
