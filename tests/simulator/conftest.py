@@ -6,9 +6,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sim_helpers import config
 
 from foxtrot_stream_binance.simulator import Simulator
+
+from simwire import config
 
 MakeSim = Callable[..., Awaitable[Simulator]]
 

@@ -1,6 +1,7 @@
-"""Self-contained helpers for the `test_sim_*` wire tests: a running simulator with scaled-down
-timings, polling, frame readers, and payload validators written from `binance-protocol.md`
-(not from the simulator's code). Every wait is bounded by a deadline.
+"""The one helper module of the simulator's tests: a running simulator with scaled-down
+timings (`running`, and `config` for conftest's `make_sim`), polling, frame readers, and
+payload validators written from `binance-protocol.md` (not from the simulator's code).
+Every wait is bounded by a deadline.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ FAST: dict[str, Any] = {
 """Timings scaled down for tests (production: ping 20 s, pong timeout 60 s). A client's pongs
 count against its 5 incoming messages a second: pings every 0.2 s would leave no margin for
 a client that answers them late and then in a burst, so 0.3 s."""
+
+MARKET: dict[str, Any] = {"symbols": ("BTCUSDT", "ETHUSDT", "BNBUSDT"), "rate": 50.0, "seed": 7}
+"""The market of conftest's `make_sim`/`sim` fixtures."""
+
+
+def config(**overrides: Any) -> SimulatorConfig:
+    """FAST timings and the MARKET, `overrides` on top (what `make_sim` starts)."""
+    return SimulatorConfig(**(FAST | MARKET | overrides))
 
 
 def leftover_tasks() -> list[asyncio.Task[object]]:
@@ -307,3 +316,41 @@ def stream_url(sim: Simulator, *names: str, combined: bool = True, query: str = 
         url = f"{sim.ws_url}/stream?streams={'/'.join(names)}"
         return url + (f"&{query}" if query else "")
     return f"{sim.ws_url}/ws/{'/'.join(names)}" + (f"?{query}" if query else "")
+
+
+async def reply(ws: aiohttp.ClientWebSocketResponse, within: float = 1.0) -> dict[str, Any]:
+    """The next answer to a control message, whatever its id, skipping data frames."""
+    deadline = time.monotonic() + within
+    while True:
+        frame = await read_json(ws, max(0.001, deadline - time.monotonic()))
+        if isinstance(frame, dict) and "id" in frame and ("result" in frame or "error" in frame):
+            return frame
+
+
+async def ask(ws: aiohttp.ClientWebSocketResponse, body: Any) -> dict[str, Any]:
+    """Send a control message (an object, or text as is) and return the next answer, without
+    checking its id (for requests whose id is invalid or absent)."""
+    await ws.send_str(body if isinstance(body, str) else json.dumps(body))
+    return await reply(ws)
+
+
+async def messages(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> list[aiohttp.WSMessage]:
+    """Every message (of any type) received for `seconds`, or until the connection ends."""
+    out: list[aiohttp.WSMessage] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            # not receive(timeout=…): with autoping, each ping it answers restarts that timeout
+            async with asyncio.timeout(left):
+                msg = await ws.receive()
+        except TimeoutError:
+            break
+        out.append(msg)
+        if msg.type in ENDED:
+            break
+    return out
+
+
+def texts(received: list[aiohttp.WSMessage]) -> list[Any]:
+    """The decoded text frames among `received`."""
+    return [json.loads(m.data) for m in received if m.type is aiohttp.WSMsgType.TEXT]

@@ -7,14 +7,19 @@ import re
 import signal
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
-from sim_helpers import collect
 
 from foxtrot_stream_binance.simulator.cli import FaultSpec, build_parser, main, parse_fault, serve
 
-URLS = re.compile(r"ws (ws://127\.0\.0\.1:(\d+)) rest (http://127\.0\.0\.1:\d+)")
+from simwire import messages
+
+URLS = re.compile(r"ws (ws://127\.0\.0\.1:(\d+)) rest (http://127\.0\.0\.1:(\d+))")
+SCRIPT = Path(sys.executable).with_name("foxtrot-stream")
+"""The console script, from this environment's bin directory: the entry point `uv run
+foxtrot-stream` starts, without uv syncing the environment from inside a test."""
 
 
 @pytest.mark.parametrize(
@@ -35,13 +40,29 @@ def test_fault_specs(text: str, spec: FaultSpec) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["drop", "boom@1", "stall@x", "rest200@1:1", "rest42@1", "slowrest@1:2:fast", "@3"]
+    ("text", "says"),
+    [
+        ("drop", "expected KIND@AT"),
+        ("boom@1", "expected KIND@AT"),
+        ("bogus@1", "expected KIND@AT"),
+        ("stall@x", "expected KIND@AT"),
+        ("stall@-1:2", "expected KIND@AT"),
+        ("rest200@1:1", "expected KIND@AT"),
+        ("rest42@1", "expected KIND@AT"),
+        ("rest429@1:2:soon", "must be a number"),
+        ("slowrest@1:2:fast", "must be a number"),
+        ("@3", "expected KIND@AT"),
+    ],
 )
-def test_bad_fault_specs_are_usage_errors(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_fault_specs_are_usage_errors(
+    text: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_:
-        build_parser().parse_args(["--fault", text])
+        main(["--port", "0", "--duration", "1", "--fault", text])
     assert exit_.value.code == 2
-    assert "argument --fault" in capsys.readouterr().err
+    message = capsys.readouterr().err
+    assert "argument --fault" in message and says in message and repr(text) in message, message
+    assert "Binance simulator" not in message  # refused before serving
 
 
 def test_faults_accept_several_after_one_flag() -> None:
@@ -64,10 +85,10 @@ async def test_serve_prints_the_urls_runs_the_faults_and_stops_at_the_duration(
         aiohttp.ClientSession() as http,
         http.ws_connect(f"{ws_url}/ws/btcusdt@bookTicker") as ws,
     ):
-        messages = await collect(ws, 0.6)
-    texts = [m.data for m in messages if m.type is aiohttp.WSMsgType.TEXT]
+        received = await messages(ws, 0.6)
+    texts = [m.data for m in received if m.type is aiohttp.WSMsgType.TEXT]
     assert any('"e":"serverShutdown"' in t for t in texts)
-    assert messages[-1].type is aiohttp.WSMsgType.CLOSE
+    assert received[-1].type is aiohttp.WSMsgType.CLOSE
     started = time.monotonic()
     assert await task == 0
     assert time.monotonic() - started < 0.6
@@ -83,18 +104,18 @@ def test_main_reports_a_bad_configuration(capsys: pytest.CaptureFixture[str]) ->
 
 
 async def _run_until(sig: signal.Signals) -> int:
-    code = (
-        "import sys; from foxtrot_stream_binance.simulator.cli import main; "
-        "sys.exit(main(sys.argv[1:]))"
-    )
+    """Run the console script, check it serves, send it `sig`: its exit status."""
+    assert SCRIPT.exists(), SCRIPT
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, "--port", "0", "--rate", "5", stderr=asyncio.subprocess.PIPE
-    )
+        str(SCRIPT), "simulate", "binance", "--port", "0", "--rate", "5",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
     try:
         assert proc.stderr is not None
         line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
         m = URLS.search(line)
         assert m, line
+        assert m.group(2) == m.group(4) != "0"  # one ephemeral port for both
         async with aiohttp.ClientSession() as http, http.get(f"{m.group(3)}/api/v3/ping") as r:
             assert r.status == 200
         proc.send_signal(sig)
@@ -105,6 +126,6 @@ async def _run_until(sig: signal.Signals) -> int:
             await proc.wait()
 
 
-async def test_sigint_and_sigterm_stop_the_process_cleanly() -> None:
+async def test_the_console_script_stops_cleanly_on_sigint_and_sigterm() -> None:
     codes = await asyncio.gather(_run_until(signal.SIGTERM), _run_until(signal.SIGINT))
     assert codes == [0, 0]

@@ -1,128 +1,186 @@
-"""Each scripted fault, seen from a real client, and that each one ends on time."""
+"""Every scripted fault, seen from real clients: what arrives, what does not, and how the
+connection ends."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import time
+from typing import Any
 
 import aiohttp
-import orjson
 import pytest
-from conftest import MakeSim
-from sim_helpers import ask, collect, ended, next_json, texts, wait_until
+import websockets
+from websockets.exceptions import ConnectionClosedError
 
 from foxtrot_stream_binance.simulator import Simulator
 from foxtrot_stream_binance.simulator.streams import malformed
 
-TEXT, PING = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PING
-BOTH = "/stream?streams=btcusdt@bookTicker/ethusdt@bookTicker"
+from simwire import (
+    check_book_ticker,
+    check_combined,
+    collect,
+    drain,
+    eventually,
+    read_json,
+    request,
+    running,
+    stream_url,
+    until_end,
+    watch,
+    well_formed,
+)
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+BOOKS = ("btcusdt@bookTicker", "ethusdt@bookTicker")
 
 
-async def test_drop_all_cuts_every_connection_without_a_close_frame(
-    sim: Simulator, http: aiohttp.ClientSession
-) -> None:
-    async with (
-        http.ws_connect(f"{sim.ws_url}{BOTH}") as a,
-        http.ws_connect(f"{sim.ws_url}/ws/btcusdt@trade") as b,
-    ):
-        await wait_until(lambda: len(sim.clients) == 2)
-        assert sim.drop_all() == 2
-        assert not sim.clients
-        for ws in (a, b):
-            end = await ended(ws)
-            assert end.type is not aiohttp.WSMsgType.CLOSE  # no handshake: the TCP link died
-    async with http.ws_connect(f"{sim.ws_url}{BOTH}") as c:
-        assert await next_json(c)
-    assert [c.close_reason for c in sim.stats.connections.values()][:2] == ["dropped"] * 2
-
-
-async def test_refused_upgrades_answer_503_until_the_window_ends(
-    sim: Simulator, http: aiohttp.ClientSession
-) -> None:
-    sim.refuse_upgrades(0.2)
-    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-        await http.ws_connect(f"{sim.ws_url}{BOTH}")
-    assert err.value.status == 503
+async def _rest_status(http: aiohttp.ClientSession, sim: Simulator) -> int:
     async with http.get(f"{sim.rest_url}/api/v3/ping") as r:
-        assert r.status == 200  # REST keeps answering
-    await wait_until(lambda: not sim.faults.refusing(time.monotonic()))
-    async with http.ws_connect(f"{sim.ws_url}{BOTH}") as ws:
-        assert await next_json(ws)
-    assert (sim.stats.refused_upgrades, sim.stats.connection_attempts) == (1, 2)
+        return r.status
 
 
-async def test_stall_sends_nothing_and_answers_nothing_then_recovers(
-    make_sim: MakeSim, http: aiohttp.ClientSession
-) -> None:
-    sim = await make_sim(ping_interval=0.05, pong_timeout=0.15, incoming_limit=100)
-    async with http.ws_connect(f"{sim.ws_url}{BOTH}", autoping=False) as ws:
-        assert await next_json(ws)
-        sim.stall(0.4)
-        await collect(ws, 0.03)  # frames already on the wire
-        await ws.ping(b"client")
-        await ws.send_str('{"method":"LIST_SUBSCRIPTIONS","id":42}')
-        during = await collect(ws, 0.25)
-        assert during == []  # no data, no pong, no answer, no ping, and not timed out
-        after = []
-        deadline = time.monotonic() + 0.3
-        while (left := deadline - time.monotonic()) > 0:
-            chunk = await collect(ws, min(left, 0.02))
-            for msg in chunk:
-                if msg.type is PING:
-                    await ws.pong(msg.data)  # this client answers by hand
-            after += chunk
-        assert not ws.closed
-    kinds = {m.type for m in after}
-    assert TEXT in kinds and PING in kinds  # data and pings resume …
-    assert not any("id" in f for f in texts(after) if isinstance(f, dict))  # … not the answer
-    assert sim.stats.connections_opened == 1
+async def _upgrade_status(http: aiohttp.ClientSession, sim: Simulator) -> int:
+    """101 if a WebSocket upgrade is accepted (the connection is closed again at once)."""
+    try:
+        async with http.ws_connect(f"{sim.ws_url}/ws"):
+            return 101
+    except aiohttp.WSServerHandshakeError as exc:
+        return exc.status
 
 
-async def test_silence_stops_data_for_some_symbols_while_pongs_go_on(
-    make_sim: MakeSim, http: aiohttp.ClientSession
-) -> None:
-    sim = await make_sim(ping_interval=0.05, pong_timeout=0.15, incoming_limit=100)
-    async with http.ws_connect(f"{sim.ws_url}{BOTH}") as ws:
-        assert await next_json(ws)
-        sim.silence(0.4, symbols=["ethusdt"])
-        await collect(ws, 0.03)
-        during = texts(await collect(ws, 0.25))
-        await wait_until(lambda: not sim.faults.silenced(time.monotonic()))
-        after = texts(await collect(ws, 0.15))
-        assert not ws.closed
-    assert during and all(f["stream"] == "btcusdt@bookTicker" for f in during)
-    assert any(f["stream"] == "ethusdt@bookTicker" for f in after)
+async def test_drop_all_ends_connections_without_a_close_frame() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=30.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as combined,
+        websockets.connect(stream_url(sim, BOOKS[0], combined=False), proxy=None) as peer,
+    ):
+        await read_json(combined)
+        await peer.recv()
+        assert sim.drop_all() == 2
+        ending = await until_end(combined)
+        with pytest.raises(ConnectionClosedError) as closed:
+            while True:
+                await peer.recv()
+        assert not ending.clean and ending.code == 1006
+        assert closed.value.rcvd is None  # no close frame came
+        assert [c.close_reason for c in sim.stats.connections.values()] == ["dropped"] * 2
+        assert not sim.clients
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as again:  # nothing refused
+            await read_json(again)
+
+
+async def test_refuse_upgrades_answers_503_while_active() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=30.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as ws,
+    ):
+        sim.refuse_upgrades(0.3)
+        assert await _upgrade_status(http, sim) == 503
+        assert await _rest_status(http, sim) == 200
+        assert len(await collect(ws, 0.1)) >= 2  # open connections are left alone
+        assert sim.stats.refused_upgrades == 1
+        await eventually(lambda: not sim.faults.refusing(time.monotonic()))
+        assert await _upgrade_status(http, sim) == 101
+        assert (sim.stats.refused_upgrades, sim.stats.connection_attempts) == (1, 3)
+
+
+async def test_stall_sends_nothing_and_ignores_pongs() -> None:
+    async with (
+        running(
+            symbols=SYMBOLS, rate=50.0, ping_interval=0.1, pong_timeout=0.25, incoming_limit=100
+        ) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS), autoping=False) as ws,
+    ):
+        before = await watch(ws, 0.15, answer_pings=False)  # the ping at 0.1 s: unanswered
+        assert before.pings and before.frames
+        sim.stall(0.4)  # past the pong timeout of that ping
+        ends = time.monotonic() + 0.4
+        await drain(ws)  # what was already on its way
+        await ws.ping(b"hello?")
+        await ws.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+        await ws.pong(before.pings[0])  # a late echo: a hung server does not see it
+        during = await watch(ws, ends - 0.05 - time.monotonic(), answer_pings=False)
+        assert not (during.frames or during.pings or during.pongs or during.ended), during
+        conn = sim.stats.connections[1]
+        assert conn.pongs_received == 1 and conn.pongs_matched == 0
+        assert conn.close_reason is None and sim.stats.pong_timeouts == 0
+        # the stall ends: data and pings again, and the connection was not timed out
+        after = await watch(ws, 0.25)
+        assert after.frames and after.pings and not after.ended
+        assert all(well_formed(f, combined=True) for f in after.frames)
+        # the request sent during the stall is never answered
+        assert all("id" not in json.loads(f) for f in during.frames + after.frames)
+        assert sim.stats.connections_opened == 1
+
+
+async def test_silence_stops_data_but_not_pings() -> None:
+    # pings every 0.1 s: its pongs and one ping of ours stay under 5 messages a second
+    async with (
+        running(
+            symbols=SYMBOLS, rate=50.0, ping_interval=0.1, pong_timeout=0.25, incoming_limit=100
+        ) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS), autoping=False) as ws,
+    ):
+        async with http.get(f"{sim.rest_url}/api/v3/ticker/bookTicker?symbol=BTCUSDT") as r:
+            book_before = await r.json()
+        sim.silence(0.4)
+        ends = time.monotonic() + 0.4
+        await drain(ws)
+        await ws.ping(b"still there?")
+        during = await watch(ws, ends - 0.05 - time.monotonic())
+        assert during.frames == [] and during.pings and during.pongs == 1, during
+        # the market keeps moving underneath: REST answers change
+        async with http.get(f"{sim.rest_url}/api/v3/ticker/bookTicker?symbol=BTCUSDT") as r:
+            assert await r.json() != book_before
+        after = await watch(ws, 0.2)
+        assert len(after.frames) >= 5
+        assert sim.stats.connections[1].close_reason is None
+        assert sim.stats.connections_opened == 1 and sim.stats.pong_timeouts == 0
+
+
+async def test_silence_of_some_symbols_leaves_the_others_flowing() -> None:
+    async with (
+        running(
+            symbols=SYMBOLS, rate=50.0, ping_interval=0.05, pong_timeout=0.15, incoming_limit=100
+        ) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as ws,  # autoping: answers the pings
+    ):
+        sim.silence(0.4, ["btcusdt"])
+        ends = time.monotonic() + 0.4
+        await drain(ws, quiet=0.015)
+        frames = await collect(ws, ends - 0.05 - time.monotonic())
+        during = [check_combined(json.loads(f))[0] for f in frames]
+        assert "BTCUSDT" not in during and during.count("ETHUSDT") >= 5
+        await asyncio.sleep(max(0.0, ends + 0.02 - time.monotonic()))
+        after = [check_combined(json.loads(f))[0] for f in await collect(ws, 0.2)]
+        assert after.count("BTCUSDT") >= 4
+    # pongs went on through the silence
     assert sim.stats.pong_timeouts == 0 and sim.stats.connections[1].pongs_matched >= 4
 
 
-async def test_silence_of_everything_keeps_the_connection_alive(
-    make_sim: MakeSim, http: aiohttp.ClientSession
-) -> None:
-    sim = await make_sim(ping_interval=0.05, pong_timeout=0.15, incoming_limit=100)
-    async with http.ws_connect(f"{sim.ws_url}{BOTH}") as ws:
-        assert await next_json(ws)
-        sim.silence(0.4)
-        await collect(ws, 0.03)
-        assert await collect(ws, 0.25) == []
-        assert await next_json(ws, 0.3)  # back, on the same connection
-    assert sim.stats.connections_opened == 1 and sim.stats.pong_timeouts == 0
-
-
 @pytest.mark.parametrize("combined", [True, False])
-async def test_malformed_frames_of_every_kind(
-    make_sim: MakeSim, http: aiohttp.ClientSession, combined: bool
-) -> None:
-    sim = await make_sim(rates={"BTCUSDT": 0.0})  # no data around the bad frames
-    path = "/stream?streams=btcusdt@bookTicker" if combined else "/ws/btcusdt@bookTicker"
-    async with http.ws_connect(f"{sim.ws_url}{path}") as ws:
-        await wait_until(lambda: bool(sim.clients))
-        assert sim.malformed(7) == 1
-        got = [m.data.encode() for m in await collect(ws, 0.15) if m.type is TEXT]
-        assert got == malformed("BTCUSDT", combined, 7)
-        assert await ask(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1})  # still open
-    with pytest.raises(orjson.JSONDecodeError):
-        orjson.loads(got[0])  # invalid JSON
-    data = [orjson.loads(f) for f in got[1:]]
+async def test_malformed_delivers_exactly_n_bad_frames_of_every_kind(combined: bool) -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=0.0) as sim,  # no good data in between
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, BOOKS[0], combined=combined)) as ws,
+    ):
+        await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1})  # connected, subscribed
+        assert sim.malformed(10) == 1
+        frames = await collect(ws, 0.2)
+        assert [f.encode() for f in frames] == malformed("BTCUSDT", combined, 10)
+        assert not any(well_formed(f, combined) for f in frames), frames
+        assert await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 2})  # still open
+    with pytest.raises(ValueError):
+        json.loads(frames[0])  # invalid JSON
+    data = [json.loads(f) for f in frames[1:7]]
     if combined:
         assert data[2]["stream"] == "nosuch@thing"  # unknown stream
         data = [d.get("data", d) if isinstance(d, dict) else d for d in data]
@@ -131,125 +189,176 @@ async def test_malformed_frames_of_every_kind(
     assert data[3] == {"code": -1, "msg": "unexpected error object"}
     assert data[4] == [1, 2, 3]
     assert data[5]["e"] == "trade" and data[5]["E"] == "soon"
+    assert frames[7:] == frames[:3]  # then the kinds cycle
 
 
-async def test_malformed_frames_wait_for_the_next_connection(
-    sim: Simulator, http: aiohttp.ClientSession
-) -> None:
-    assert sim.malformed(2) == 0
-    async with http.ws_connect(f"{sim.ws_url}/ws") as ws:
-        first = [m.data for m in await collect(ws, 0.1)]
-    assert first == ["{not json", '{"u":"x","s":"BTCUSDT","b":1,"B":"1","a":"1","A":"1"}']
+async def test_malformed_frames_wait_for_the_next_connection() -> None:
+    async with running(symbols=SYMBOLS, rate=0.0) as sim, aiohttp.ClientSession() as http:
+        assert sim.malformed(3) == 0  # nobody connected: held for the next connection
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
+            frames = await collect(ws, 0.15)
+        assert [f.encode() for f in frames] == malformed("BTCUSDT", True, 3)
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
+            assert await collect(ws, 0.1) == []  # only once
 
 
-async def test_slow_rest_holds_answers(sim: Simulator, http: aiohttp.ClientSession) -> None:
-    sim.slow_rest(0.3, delay=0.15)
-    started = time.monotonic()
-    async with http.get(f"{sim.rest_url}/api/v3/ping") as r:
-        assert r.status == 200
-    assert 0.15 <= time.monotonic() - started < 0.3
-    sim.slow_rest(0.2)  # no delay given: held to the end of the window
-    with pytest.raises(TimeoutError):
-        await http.get(f"{sim.rest_url}/api/v3/time", timeout=aiohttp.ClientTimeout(total=0.1))
-    await wait_until(lambda: sim.faults.rest_delay(time.monotonic()) == 0)
-    started = time.monotonic()
-    async with http.get(f"{sim.rest_url}/api/v3/ping") as r:
-        assert r.status == 200
-    assert time.monotonic() - started < 0.1
+async def test_flap_sends_one_frame_then_drops() -> None:
+    async with running(symbols=SYMBOLS, rate=20.0) as sim, aiohttp.ClientSession() as http:
+        sim.flap(0.3)
+        async with http.ws_connect(stream_url(sim, BOOKS[0], combined=False)) as ws:
+            ending = await until_end(ws)
+        assert not ending.clean and len(ending.frames) == 1
+        check_book_ticker(json.loads(ending.frames[0]), "BTCUSDT")
+        # subscribing later: the answer, one frame, then the drop
+        async with http.ws_connect(f"{sim.ws_url}/ws") as ws:
+            await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": BOOKS, "id": 3}))
+            ending = await until_end(ws)
+        assert not ending.clean
+        answer, frame = (json.loads(f) for f in ending.frames)
+        assert answer == {"result": None, "id": 3}
+        check_book_ticker(frame)
+        assert [c.close_reason for c in sim.stats.connections.values()] == ["flap", "flap"]
+        await eventually(lambda: not sim.faults.flapping(time.monotonic()))
+        async with http.ws_connect(stream_url(sim, BOOKS[0], combined=False)) as ws:
+            assert len(await collect(ws, 0.15)) >= 2  # over: connections stay
+
+
+async def test_slow_rest_holds_answers() -> None:
+    async with running(symbols=SYMBOLS) as sim, aiohttp.ClientSession() as http:
+
+        async def timed() -> float:
+            started = time.monotonic()
+            assert await _rest_status(http, sim) == 200
+            return time.monotonic() - started
+
+        sim.slow_rest(0.3, delay=0.1)
+        assert 0.09 <= await timed() < 0.25
+        sim.slow_rest(0.2)  # no delay given: held until the window ends
+        started = time.monotonic()
+        assert await _rest_status(http, sim) == 200
+        assert 0.18 <= time.monotonic() - started < 0.4
+        assert await timed() < 0.1  # over
 
 
 @pytest.mark.parametrize(
-    ("status", "code"), [(429, -1003), (418, -1003), (500, -1000), (503, -1000)]
+    ("status", "retry_after", "code"),
+    [(429, "0.5", -1003), (418, "3", -1003), (500, None, -1000), (503, None, -1000)],
 )
-async def test_injected_rest_errors_then_normal_answers(
-    sim: Simulator, http: aiohttp.ClientSession, status: int, code: int
+async def test_rest_errors_answer_the_next_requests(
+    status: int, retry_after: str | None, code: int
 ) -> None:
-    sim.rest_errors(status, 2, retry_after=3.0)
-    url = f"{sim.rest_url}/api/v3/ticker/bookTicker?symbol=BTCUSDT"
-    for _ in range(2):
-        async with http.get(url) as r:
-            assert r.status == status and (await r.json())["code"] == code
-            assert "X-MBX-USED-WEIGHT-1M" in r.headers
-            if status in (429, 418):
-                assert r.headers["Retry-After"] == "3"
-    async with http.get(url) as r:
-        assert r.status == 200 and (await r.json())["symbol"] == "BTCUSDT"
+    async with running(symbols=SYMBOLS) as sim, aiohttp.ClientSession() as http:
+        url = f"{sim.rest_url}/api/v3/ticker/bookTicker?symbol=BTCUSDT"
+        sim.rest_errors(status, 2, retry_after=float(retry_after or 1))
+        answers: list[tuple[int, Any, Any]] = []
+        for _ in range(3):
+            async with http.get(url) as r:
+                answers.append((r.status, await r.json(content_type=None), r.headers))
+    assert [a[0] for a in answers] == [status, status, 200]
+    for _, body, headers in answers[:2]:
+        assert body["code"] == code
+        assert headers.get("Retry-After") == retry_after
+        assert headers["X-MBX-USED-WEIGHT-1M"] == "0"  # refused before any weight is used
+    assert answers[2][2]["X-MBX-USED-WEIGHT-1M"] == "2"
     assert sim.stats.rest_injected == 2
 
 
-async def test_cut_lifetime_closes_normally(sim: Simulator, http: aiohttp.ClientSession) -> None:
-    async with http.ws_connect(f"{sim.ws_url}{BOTH}") as ws:
-        await wait_until(lambda: bool(sim.clients))
-        assert sim.cut_lifetime() == 1
-        end = await ended(ws)
-    assert end.type is aiohttp.WSMsgType.CLOSE and end.data == 1000
-    await wait_until(lambda: not sim.clients)
-    assert sim.stats.connections[1].close_reason == "lifetime"
-
-
-async def test_server_shutdown_notice_then_close_after_the_grace(
-    sim: Simulator, http: aiohttp.ClientSession
-) -> None:
+async def test_cut_lifetime_closes_every_connection_normally() -> None:
     async with (
-        http.ws_connect(f"{sim.ws_url}{BOTH}") as combined,
-        http.ws_connect(f"{sim.ws_url}/ws/btcusdt@bookTicker") as raw,
+        running(symbols=SYMBOLS, rate=30.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as first,
+        http.ws_connect(stream_url(sim, BOOKS[1], combined=False)) as second,
     ):
-        await wait_until(lambda: len(sim.clients) == 2)
+        await read_json(first)
+        await read_json(second)
+        assert sim.cut_lifetime() == 2
+        endings = [await until_end(first), await until_end(second)]
+        assert all(e.clean and e.code == 1000 for e in endings), endings
+        assert [c.close_reason for c in sim.stats.connections.values()] == ["lifetime"] * 2
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as again:
+            await read_json(again)
+
+
+@pytest.mark.parametrize(
+    ("combined", "query", "unit"),
+    [(False, "", 1e3), (True, "", 1e3), (True, "timeUnit=MICROSECOND", 1e6)],
+)
+async def test_server_shutdown_notice_then_close(combined: bool, query: str, unit: float) -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=50.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, BOOKS[0], combined=combined, query=query)) as ws,
+    ):
+        await read_json(ws)
+        assert sim.server_shutdown(grace=0.25) == 1
+        noticed = time.monotonic()
+        # a replacement opened right after the notice is not affected
+        async with http.ws_connect(stream_url(sim, BOOKS[0])) as replacement:
+            ending = await until_end(ws)
+            assert len(await collect(replacement, 0.1)) >= 2
+    assert ending.clean and ending.code == 1001
+    assert 0.2 <= ending.at - noticed < 0.6
+    frames = [json.loads(f) for f in ending.frames]
+    notices = [i for i, f in enumerate(frames) if "serverShutdown" in json.dumps(f)]
+    assert len(notices) == 1
+    notice = frames[notices[0]]
+    if combined:
+        assert notice["stream"] == "!serverShutdown" and set(notice) == {"stream", "data"}
+        notice = notice["data"]
+    assert set(notice) == {"e", "E"} and notice["e"] == "serverShutdown"
+    assert type(notice["E"]) is int and abs(notice["E"] - time.time() * unit) < 5 * unit
+    assert len(frames) - notices[0] > 3, "data goes on during the grace period"
+    assert sim.stats.connections[1].close_reason == "server shutdown"
+
+
+async def test_server_shutdown_uses_the_configured_grace() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=0.0, shutdown_grace=0.15) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{sim.ws_url}/ws") as ws,
+    ):
+        sim.server_shutdown()
+        noticed = time.monotonic()
+        ending = await until_end(ws)
+    assert [json.loads(f)["e"] for f in ending.frames] == ["serverShutdown"]
+    assert ending.clean and 0.12 <= ending.at - noticed < 0.5
+
+
+async def test_outage_drops_and_refuses_then_recovers() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=30.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as ws,
+    ):
+        sim.outage(0.3)
+        ending = await until_end(ws)
+        assert not ending.clean
+        assert await _upgrade_status(http, sim) == 503
+        assert await _rest_status(http, sim) == 200  # REST keeps answering
+        await eventually(lambda: not sim.faults.refusing(time.monotonic()))
+        assert await _upgrade_status(http, sim) == 101
+
+
+async def test_clear_ends_every_fault_at_once() -> None:
+    async with running(symbols=SYMBOLS, rate=50.0) as sim, aiohttp.ClientSession() as http:
+        sim.outage(10)
+        sim.refuse_upgrades(10)
+        sim.stall(10)
+        sim.silence(10)
+        sim.flap(10)
+        sim.slow_rest(10)
+        sim.rest_errors(500, 5)
+        sim.malformed(4)  # nobody connected: pending
+        sim.clear()
         started = time.monotonic()
-        assert sim.server_shutdown(grace=0.2) == 2
-        got = {}
-        for name, ws in (("combined", combined), ("raw", raw)):
-            frames = []
-            while (msg := await ws.receive(timeout=1.0)).type is TEXT:
-                frames.append(orjson.loads(msg.data))
-            assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
-            got[name] = [f for f in frames if "e" in f or f.get("stream") == "!serverShutdown"]
-        assert time.monotonic() - started >= 0.2
-    (event,) = got["raw"]
-    assert set(event) == {"e", "E"} and event["e"] == "serverShutdown"
-    assert abs(event["E"] - time.time() * 1000) < 5000
-    (wrapped,) = got["combined"]
-    assert wrapped["stream"] == "!serverShutdown" and set(wrapped["data"]) == {"e", "E"}
-
-
-async def test_flap_sends_one_frame_then_drops(sim: Simulator, http: aiohttp.ClientSession) -> None:
-    sim.flap(0.3)
-    async with http.ws_connect(f"{sim.ws_url}{BOTH}") as ws:
-        messages = await collect(ws, 0.5)
-    assert [m.type for m in messages[:1]] == [TEXT] and messages[-1].type is not TEXT
-    assert len([m for m in messages if m.type is TEXT]) == 1
-    frame = orjson.loads(messages[0].data)
-    assert frame["stream"] == "btcusdt@bookTicker" and set(frame["data"]) == {*"usbBaA"}
-    async with http.ws_connect(f"{sim.ws_url}/ws") as bare:  # subscribes after the upgrade
-        answer = await ask(bare, {"method": "SUBSCRIBE", "params": ["ethusdt@trade"], "id": 1})
-        assert answer == {"result": None, "id": 1}
-        rest = await collect(bare, 0.5)
-    assert rest[0].type is TEXT and len(rest) == 2
-    assert orjson.loads(rest[0].data)["e"] == "trade"
-    await wait_until(lambda: not sim.faults.flapping(time.monotonic()))
-    async with http.ws_connect(f"{sim.ws_url}{BOTH}") as ws:
-        assert len(texts(await collect(ws, 0.1))) > 2  # flapping over
-    assert [c.close_reason for c in sim.stats.connections.values()][:2] == ["flap", "flap"]
-
-
-async def test_outage_and_clear(sim: Simulator, http: aiohttp.ClientSession) -> None:
-    async with http.ws_connect(f"{sim.ws_url}{BOTH}") as ws:
-        await wait_until(lambda: bool(sim.clients))
-        sim.outage(30.0)
-        assert (await ended(ws)).type is not aiohttp.WSMsgType.CLOSE
-    with pytest.raises(aiohttp.WSServerHandshakeError):
-        await http.ws_connect(f"{sim.ws_url}{BOTH}")
-    sim.stall(30.0)
-    sim.silence(30.0)
-    sim.slow_rest(30.0)
-    sim.rest_errors(500, 10)
-    sim.flap(30.0)
-    sim.clear()
-    async with http.ws_connect(f"{sim.ws_url}{BOTH}") as ws:
-        assert len(texts(await collect(ws, 0.1))) > 2
-    async with http.get(f"{sim.rest_url}/api/v3/ping") as r:
-        assert r.status == 200
-    assert [what for _t, what in sim.faults.log][-1] == "clear"
+        assert await _rest_status(http, sim) == 200
+        assert time.monotonic() - started < 0.2
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
+            frames = await collect(ws, 0.2)
+            assert len(frames) >= 5 and all(well_formed(f, True) for f in frames)
+            assert not ws.closed
+        assert [what for _t, what in sim.faults.log][-1] == "clear"
 
 
 @pytest.mark.parametrize("seconds", [0.0, -1.0, math.inf, math.nan])

@@ -6,9 +6,10 @@ import time
 
 import aiohttp
 from conftest import MakeSim
-from sim_helpers import collect, ended, wait_until
 
 from foxtrot_stream_binance.simulator import Simulator
+
+from simwire import collect, eventually, messages, stream_url, until_end
 
 PING, PONG_TIMEOUT = 0.1, 0.3
 
@@ -42,13 +43,16 @@ async def test_no_pong_disconnects_after_the_timeout(
     sim = await _fast(make_sim)
     async with http.ws_connect(f"{sim.ws_url}/ws/btcusdt@bookTicker", autoping=False) as ws:
         started = time.monotonic()
-        end = await ended(ws)
-        elapsed = time.monotonic() - started
-    assert end.type is aiohttp.WSMsgType.CLOSE and (end.data, end.extra) == (1008, "Pong timeout")
+        ending = await until_end(ws)
+    elapsed = ending.at - started
+    assert ending.clean and (ending.code, ending.reason) == (1008, "Pong timeout")
     assert PING + PONG_TIMEOUT - 0.02 <= elapsed < PING + PONG_TIMEOUT + 0.25
-    await wait_until(lambda: not sim.clients)
+    assert ending.pings >= 3 and len(ending.frames) > 5  # data flowed until the end
+    await eventually(lambda: not sim.clients)
     assert sim.stats.connections[1].close_reason == "pong timeout"
     assert sim.stats.pong_timeouts == 1
+    conn = sim.stats.connections[1]
+    assert conn.pongs_received == conn.pongs_matched == 0
 
 
 async def test_unsolicited_or_wrong_pongs_do_not_keep_it_alive(
@@ -59,7 +63,7 @@ async def test_unsolicited_or_wrong_pongs_do_not_keep_it_alive(
         started = time.monotonic()
         while not ws.closed and time.monotonic() - started < 1.5:
             await ws.pong(b"")  # unsolicited, as the docs allow
-            msg = (await collect(ws, 0.05) or [None])[-1]
+            msg = (await messages(ws, 0.05) or [None])[-1]
             if msg is not None and msg.type is aiohttp.WSMsgType.PING:
                 await ws.pong(b"not-" + msg.data)
             if msg is not None and msg.type is aiohttp.WSMsgType.CLOSE:
@@ -71,26 +75,35 @@ async def test_unsolicited_or_wrong_pongs_do_not_keep_it_alive(
     assert conn.pongs_received >= 4 and conn.pongs_matched == 0
 
 
-async def test_an_autoping_client_stays_connected(
+async def test_answering_only_the_first_ping_is_not_enough(
     make_sim: MakeSim, http: aiohttp.ClientSession
 ) -> None:
-    sim = await _fast(make_sim)
-    async with http.ws_connect(f"{sim.ws_url}/ws/btcusdt@bookTicker") as ws:
-        messages = await collect(ws, PING + PONG_TIMEOUT + 0.1)
-        assert not ws.closed and len(messages) > 10
-    assert sim.stats.connections[1].pongs_matched >= 3
-    assert sim.stats.pong_timeouts == 0
+    sim = await _fast(make_sim, rate=0.0)
+    async with http.ws_connect(f"{sim.ws_url}/ws", autoping=False) as ws:
+        first = await ws.receive(timeout=1.0)
+        assert first.type is aiohttp.WSMsgType.PING
+        await ws.pong(first.data)
+        answered = time.monotonic()
+        await eventually(lambda: sim.stats.connections[1].pongs_matched == 1)
+        ending = await until_end(ws)
+    # the second ping (PING after the first) goes unanswered for PONG_TIMEOUT
+    assert PING + PONG_TIMEOUT - 0.05 <= ending.at - answered < PING + PONG_TIMEOUT + 0.3
+    assert sim.stats.connections[1].close_reason == "pong timeout"
 
 
 async def test_the_connection_lifetime_is_cut_at_the_mark(
     make_sim: MakeSim, http: aiohttp.ClientSession
 ) -> None:
     sim = await make_sim(lifetime=0.3)
-    async with http.ws_connect(f"{sim.ws_url}/stream?streams=btcusdt@trade") as ws:
+    async with http.ws_connect(stream_url(sim, "btcusdt@bookTicker")) as ws:
         started = time.monotonic()
-        end = await ended(ws)
-        elapsed = time.monotonic() - started
-    assert end.type is aiohttp.WSMsgType.CLOSE and end.data == 1000
-    assert 0.28 <= elapsed < 0.5
-    await wait_until(lambda: not sim.clients)
+        ending = await until_end(ws)
+    assert ending.clean and ending.code == 1000
+    assert 0.28 <= ending.at - started < 0.5
+    assert len(ending.frames) >= 5  # data flowed until the end
+    await eventually(lambda: not sim.clients)
     assert sim.stats.connections[1].close_reason == "lifetime"
+    assert sim.stats.pong_timeouts == 0
+    # the limit is per connection: a new one is served
+    async with http.ws_connect(stream_url(sim, "btcusdt@bookTicker")) as ws:
+        assert len(await collect(ws, 0.1)) >= 2

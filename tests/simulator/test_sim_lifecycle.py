@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 import pytest
-from sim_helpers import config, ended, next_json, wait_until
 
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig, start_simulator
 
+from simwire import config, eventually, leftover_tasks, read_json, stream_url, until_end
 
-def _ours() -> list[asyncio.Task[object]]:
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith("simulator-")]
+BOOKS = ("btcusdt@bookTicker", "ethusdt@bookTicker")
+
+
+async def _rest_status(http: aiohttp.ClientSession, sim: Simulator) -> int:
+    async with http.get(f"{sim.rest_url}/api/v3/ping") as r:
+        return r.status
 
 
 async def test_ephemeral_port_urls_and_stop_closing_every_websocket() -> None:
@@ -22,17 +27,47 @@ async def test_ephemeral_port_urls_and_stop_closing_every_websocket() -> None:
         assert sim.rest_url == f"http://127.0.0.1:{sim.port}"
         assert sim.settings() == {"binance.ws_url": sim.ws_url, "binance.rest_url": sim.rest_url}
         ws = await http.ws_connect(f"{sim.ws_url}/ws/btcusdt@bookTicker")
-        assert await next_json(ws)
-        assert _ours()
+        assert await read_json(ws)
+        assert leftover_tasks()
         await sim.stop()
-        end = await ended(ws)
-        assert end.type is aiohttp.WSMsgType.CLOSE and end.data == 1001
+        ending = await until_end(ws)
+        assert ending.clean and ending.code == 1001
         await ws.close()
         await sim.stop()  # idempotent
-        assert not _ours() and not sim.clients
+        assert not leftover_tasks() and not sim.clients
         assert sim.stats.connections[1].close_reason == "stopped"
         with pytest.raises(aiohttp.ClientConnectionError):
             await http.get(f"{sim.rest_url}/api/v3/ping")
+
+
+async def test_stop_leaves_nothing_behind() -> None:
+    sim = await Simulator(config(ping_interval=0.2, close_timeout=0.3)).start()
+    async with aiohttp.ClientSession() as http:
+        reading = await http.ws_connect(stream_url(sim, *BOOKS))
+        deaf = await http.ws_connect(stream_url(sim, *BOOKS))  # never reads: no close reply
+        noticed = await http.ws_connect(f"{sim.ws_url}/ws")
+        await read_json(reading)
+        sim.server_shutdown(grace=5.0)  # a close scheduled for later
+        sim.slow_rest(5.0)
+        held = asyncio.create_task(_rest_status(http, sim))  # a REST answer being held
+        await eventually(lambda: sim.stats.rest_requests == 1)
+
+        started = time.monotonic()
+        await sim.stop()
+        assert time.monotonic() - started < 2.0
+        await sim.stop()  # idempotent
+        assert not leftover_tasks()
+        assert not sim.clients
+        assert all(c.closed_at is not None for c in sim.stats.connections.values())
+        ending = await until_end(reading)
+        assert ending.code in (1001, 1006)
+        with pytest.raises((aiohttp.ClientError, asyncio.TimeoutError)):
+            await asyncio.wait_for(held, 0.3)
+        for ws in (reading, deaf, noticed):
+            await ws.close()
+    await asyncio.sleep(0)
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    assert not others, others
 
 
 async def test_stop_cuts_a_client_that_never_answers_the_close() -> None:
@@ -44,9 +79,9 @@ async def test_stop_cuts_a_client_that_never_answers_the_close() -> None:
         b"Sec-WebSocket-Version: 13\r\n\r\n"
     )
     assert b"101" in await reader.readline()
-    await wait_until(lambda: bool(sim.clients))
+    await eventually(lambda: bool(sim.clients))
     await asyncio.wait_for(sim.stop(), 2.0)  # a raw socket that never reads nor answers
-    assert not _ours()
+    assert not leftover_tasks()
     writer.close()
 
 
@@ -63,7 +98,7 @@ async def test_a_busy_port_fails_to_start_and_leaves_nothing_behind() -> None:
         with pytest.raises(OSError):
             await second.start()
         await second.stop()
-    assert not _ours()
+    assert not leftover_tasks()
 
 
 async def test_starting_twice_is_refused() -> None:
