@@ -49,7 +49,8 @@ class LiveTable:
     exists), connection uptime and errors per minute; per adapter a summary line."""
 
     def __init__(self, feeds: Sequence[Feed], console: Console | None = None) -> None:
-        self.console = console or Console(stderr=False)
+        # off a terminal (a pipe, a log file) there is no width to fit: don't squash columns
+        self.console = console or Console(width=None if sys.stdout.isatty() else 132)
         self.feeds = feeds
         self.last: dict[str, Tick] = {}
         self.live: Live | None = None
@@ -58,12 +59,17 @@ class LiveTable:
         self.last[tick.symbol] = tick
 
     def render(self) -> Table:
-        table = Table(title="foxtrot-stream", expand=False)
+        table = Table(title="foxtrot-stream", expand=False, padding=(0, 1), collapse_padding=True)
         columns = ("symbol", "bid", "ask", "last", "transport", "breaker", "upd/s", "p50 ms",
                    "p99 ms", "uptime", "err/min")  # fmt: skip
         for col in columns:
             left = col in ("symbol", "transport", "breaker")
-            table.add_column(col, justify="left" if left else "right")
+            table.add_column(
+                col,
+                justify="left" if left else "right",
+                no_wrap=True,
+                min_width={"symbol": 8, "transport": 9, "breaker": 9}.get(col),
+            )
         captions = []
         for feed in self.feeds:
             st = feed.status_record()
@@ -97,6 +103,7 @@ class LiveTable:
                 f"{st.malformed_frames} malformed, {offset}"
             )
         table.caption = "\n".join(captions)
+        table.caption_justify = "left"
         return table
 
     def start(self) -> None:
@@ -112,6 +119,8 @@ class LiveTable:
             self.live.update(self.render())
             self.live.stop()
             self.live = None
+            if not self.console.is_terminal:
+                self.console.line()  # the last render ends without one off a terminal
 
 
 def _duration(seconds: float | None) -> str:
