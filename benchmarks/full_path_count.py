@@ -108,6 +108,7 @@ def _count(port: int, which: str, n: int, out: str) -> int:
         ],
         check=True,
         capture_output=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},  # dict layouts, hence counts, repeat
     )
     (path,) = glob.glob(out + ".*")
     with open(path) as f:
