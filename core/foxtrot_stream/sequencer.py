@@ -22,11 +22,29 @@ _NONE = -1
 class _SymbolState:
     seq: int = _NONE
     trade_id: int = _NONE
-    streamed_ns: int = 0
-    """When the last streamed tick was delivered (ns since the epoch)."""
-    quote: tuple[float, float, float, float] | None = None
+    last_streamed: Tick | None = None
+    """The last streamed tick delivered: its `received_ts` and, unless a polled quote came
+    after it, the last delivered quote (read only by `polled()`, so no tuple per tick)."""
     streamed: int = 0
     """How many streamed ticks were delivered (staleness checks read the growth)."""
+    polled_quote: tuple[float, float, float, float] | None = None
+    """The last delivered polled quote, the last delivered quote while `streamed` is still
+    `polled_at` (no streamed tick delivered since)."""
+    polled_at: int = _NONE
+
+    @property
+    def streamed_ns(self) -> int:
+        """When the last streamed tick was delivered (ns since the epoch), 0 before any."""
+        last = self.last_streamed
+        return 0 if last is None else last.received_ts
+
+    @property
+    def quote(self) -> tuple[float, float, float, float] | None:
+        """The last delivered quote, streamed or polled."""
+        if self.polled_at == self.streamed:
+            return self.polled_quote
+        last = self.last_streamed
+        return None if last is None else (last.bid, last.bid_qty, last.ask, last.ask_qty)
 
 
 @attrs.define(slots=True)
@@ -56,17 +74,26 @@ class Sequencer:
 
     def streamed(self, tick: Tick) -> None:
         """A tick with an exchange sequence (WebSocket)."""
-        state = self._states.get(tick.symbol) or self._state(tick.symbol)
-        seq = tick.seq if tick.seq is not None else _NONE
-        trade_id = tick.trade_id if tick.trade_id is not None else _NONE
-        if seq < state.seq or (seq == state.seq and trade_id <= state.trade_id):
-            self._drop(tick.symbol, duplicate=seq == state.seq and trade_id == state.trade_id)
+        # The hot path (every WebSocket tick): locals, no tuple, as few attribute writes as
+        # the state needs (see benchmarks/README.md).
+        symbol = tick.symbol
+        state = self._states.get(symbol)
+        if state is None:
+            state = self._state(symbol)
+        seq = tick.seq
+        if seq is None:
+            seq = _NONE
+        trade_id = tick.trade_id
+        if trade_id is None:
+            trade_id = _NONE
+        last = state.seq
+        if seq < last or (seq == last and trade_id <= state.trade_id):
+            self._drop(symbol, duplicate=seq == last and trade_id == state.trade_id)
             return
         state.seq = seq
         state.trade_id = trade_id
-        state.streamed_ns = tick.received_ts
+        state.last_streamed = tick
         state.streamed += 1
-        state.quote = (tick.bid, tick.bid_qty, tick.ask, tick.ask_qty)
         self.counts.delivered += 1
         self._deliver(tick)
 
@@ -80,7 +107,8 @@ class Sequencer:
         if quote == state.quote:
             self._drop(tick.symbol, duplicate=True)
             return
-        state.quote = quote
+        state.polled_quote = quote
+        state.polled_at = state.streamed
         self.counts.delivered += 1
         self._deliver(tick)
 
