@@ -15,23 +15,45 @@ from foxtrot_stream.metrics import (
     latency_stats,
 )
 from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.sequencer import Sequencer
 from foxtrot_stream.testing import FakeClock
 
 NOW_NS = 1_800_000_000_000_000_000
 
 
-def tick(symbol: str = "BTCUSDT", *, received_ns: int = NOW_NS, exchange_ms: int | None) -> Tick:
+def tick(
+    symbol: str = "BTCUSDT",
+    *,
+    received_ns: int = NOW_NS,
+    exchange_ms: int | None,
+    seq: int | None = None,
+    bid: float = 1.0,
+) -> Tick:
     transport = TransportKind.HTTP if exchange_ms is None else TransportKind.WEBSOCKET
-    return Tick("binance", symbol, 1.0, 1.0, 2.0, 1.0, None, None, None, exchange_ms, received_ns,
-                transport)  # fmt: skip
+    fields = (bid, 1.0, 2.0, 1.0, None, seq, None, exchange_ms, received_ns)
+    return Tick("binance", symbol, *fields, transport)
+
+
+def sequenced(clock: FakeClock | None = None) -> tuple[Sequencer, FeedMetrics]:
+    """A sequencer delivering to metrics, as in the feed: counts come from the sequencer,
+    latency samples from the ticks that carry an exchange time."""
+    metrics: FeedMetrics
+
+    def deliver(t: Tick) -> None:
+        if t.exchange_ts is not None:
+            metrics.record(t)
+
+    sequencer = Sequencer(deliver)
+    metrics = FeedMetrics(sequencer.delivered, clock or FakeClock())
+    return sequencer, metrics
 
 
 def test_a_tick_with_an_exchange_time_is_one_latency_sample() -> None:
-    metrics = FeedMetrics(FakeClock())
-    metrics.record(tick(received_ns=NOW_NS, exchange_ms=NOW_NS // 1_000_000 - 42))
-    metrics.record(tick(received_ns=NOW_NS, exchange_ms=None))
-    m = metrics.symbols["BTCUSDT"]
-    assert (m.ticks, m.lat_n) == (2, 1)
+    sequencer, metrics = sequenced()
+    sequencer.streamed(tick(received_ns=NOW_NS, exchange_ms=NOW_NS // 1_000_000 - 42, seq=1))
+    sequencer.polled(tick(received_ns=NOW_NS + 5, exchange_ms=None, bid=1.5), NOW_NS + 1)
+    m = metrics.symbol("BTCUSDT")
+    assert (m.ticks, m.lat_n, m.last_ns) == (2, 1, NOW_NS + 5)
     assert math.isclose(m.lat[0], 0.042, abs_tol=1e-6)
     m.fold()
     le = dict(zip(LATENCY_BUCKETS, m.buckets, strict=False))
@@ -42,7 +64,7 @@ def test_a_tick_with_an_exchange_time_is_one_latency_sample() -> None:
 
 
 def test_a_latency_on_a_bucket_bound_is_counted_in_that_bucket() -> None:
-    metrics = FeedMetrics(FakeClock())
+    _, metrics = sequenced()
     metrics.record(tick(received_ns=NOW_NS, exchange_ms=NOW_NS // 1_000_000 - 100))
     m = metrics.symbols["BTCUSDT"]
     m.fold()
@@ -59,7 +81,7 @@ def test_percentiles_are_nearest_rank_over_the_window() -> None:
 
 
 def test_the_window_keeps_the_last_minute_and_at_most_the_ring() -> None:
-    metrics = FeedMetrics(FakeClock())
+    _, metrics = sequenced()
     base_ms = NOW_NS // 1_000_000
     for i in range(LATENCY_RING + 10):
         received = NOW_NS + i * 1_000_000
@@ -76,22 +98,27 @@ def test_the_window_keeps_the_last_minute_and_at_most_the_ring() -> None:
 
 def test_update_rate_over_the_last_ten_seconds() -> None:
     clock = FakeClock()
-    metrics = FeedMetrics(clock)
+    sequencer, metrics = sequenced(clock)
+    seq = 0
     for _second in range(30):
-        metrics.sample()
+        metrics.sample(["BTCUSDT", "ETHUSDT"])
         for _ in range(25):
-            metrics.record(tick(exchange_ms=None))
+            seq += 1
+            sequencer.streamed(tick(exchange_ms=None, seq=seq))
+            if seq % 5 == 0:
+                sequencer.streamed(tick("ETHUSDT", exchange_ms=None, seq=seq))
         clock.advance(1.0)
-    assert metrics.symbols["BTCUSDT"].rate(clock()) == 25.0
-    assert metrics.rate() == 25.0
+    assert metrics.symbol("BTCUSDT").rate(clock()) == 25.0
+    assert metrics.symbol("ETHUSDT").rate(clock()) == 5.0
+    assert metrics.rate() == 30.0
     clock.advance(5.0)  # silence: the rate falls as the window moves on
-    metrics.sample()
-    assert 0 < metrics.rate() < 25.0
+    metrics.sample(["BTCUSDT", "ETHUSDT"])
+    assert 0 < metrics.rate() < 30.0
 
 
 def test_errors_per_minute_forget_older_errors() -> None:
     clock = FakeClock()
-    metrics = FeedMetrics(clock)
+    _, metrics = sequenced(clock)
     metrics.error("dropped")
     clock.advance(30)
     metrics.error("dropped")

@@ -162,9 +162,9 @@ class Feed:
         self.error_log = logging.getLogger(f"{self.display}Error")
         self.consumers: list[Consumer] = []
         self.buffers: list[ConflatingBuffer] = []
-        self.metrics = FeedMetrics(clock)
-        self._record = self.metrics.record
         self.sequencer = Sequencer(self._deliver)
+        self.metrics = FeedMetrics(self.sequencer.delivered, clock)
+        self._record = self.metrics.record
         self.counters = FeedCounters()
         self.changes: deque[StateChange] = deque(maxlen=100)
         """The latest state changes, oldest first (also sent to `on_state_change`)."""
@@ -205,7 +205,8 @@ class Feed:
         return buffer
 
     def _deliver(self, tick: Tick) -> None:
-        self._record(tick)
+        if tick.exchange_ts is not None:
+            self._record(tick)  # a latency sample (tick counts are the sequencer's)
         for consumer in self.consumers:
             try:
                 consumer(tick)
@@ -773,7 +774,7 @@ class Feed:
 
     async def _sample_metrics(self) -> None:
         while True:
-            self.metrics.sample()
+            self.metrics.sample(self.symbols)
             await asyncio.sleep(1.0)
 
     async def _sync_clock(self, source: ServerClock) -> None:

@@ -1,11 +1,13 @@
 """The guide's key metrics: latency, update rate, connection uptime, error rate.
 
-Recording is split so the per-tick part stays a handful of attribute writes:
+Nothing here runs for every tick:
 
-- `FeedMetrics.record(tick)` runs once per delivered tick, on the feed's loop: a counter, the
-  receive time, and for ticks that carry an exchange timestamp one latency sample written into
-  a fixed ring and one histogram bucket. No lock (one loop owns it), no allocation beyond the
-  float the subtraction produces, no logging.
+- Tick counts and the time of the last tick are the `Sequencer`'s own per-symbol state, read
+  when someone asks (`counts`): counting costs nothing per tick.
+- `FeedMetrics.record(tick)` runs only for ticks that carry an exchange timestamp (Binance:
+  trades): one latency sample written into a fixed ring. No lock (one loop owns it), no
+  allocation beyond the float the subtraction produces, no logging. The histogram is folded
+  from the ring when it wraps and once a second.
 - Everything else (update rates, percentiles, errors per minute) is computed when someone asks,
   from counters and from samples that a 1 Hz task takes (`sample`).
 
@@ -20,7 +22,7 @@ import bisect
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
@@ -126,35 +128,42 @@ class SymbolMetrics:
 class FeedMetrics:
     """Per-adapter metrics; `record` is the per-tick hot path (see the module docstring)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        counts: Callable[[str], tuple[int, int]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.counts = counts
+        """symbol → (ticks delivered, when the last one arrived in ns): `Sequencer.delivered`."""
         self.clock = clock
         self.symbols: dict[str, SymbolMetrics] = {}
         self.errors: deque[tuple[float, str]] = deque(maxlen=10_000)
         self.clock_offset = ClockOffset()
 
     def symbol(self, symbol: str) -> SymbolMetrics:
+        """`symbol`'s metrics, with `ticks` and `last_ns` brought up to date."""
         metrics = self.symbols.get(symbol)
+        ticks, metrics_last = self.counts(symbol)
         if metrics is None:
             metrics = self.symbols[symbol] = SymbolMetrics()
-            metrics.rate_samples.append((self.clock(), 0))  # its rate counts from here
+            metrics.rate_samples.append((self.clock(), ticks))  # its rate counts from here
+        metrics.ticks, metrics.last_ns = ticks, metrics_last
         return metrics
 
     def record(self, tick: Tick) -> None:
-        """Count one delivered tick (the hot path: keep it to attribute writes)."""
+        """One latency sample from a delivered tick that carries an exchange timestamp (the
+        caller checks `exchange_ts is not None`); keep it to attribute writes."""
         m = self.symbols.get(tick.symbol)
         if m is None:
             m = self.symbol(tick.symbol)
-        m.ticks += 1
-        m.last_ns = received = tick.received_ts
-        ts = tick.exchange_ts
-        if ts is not None:
-            n = m.lat_n
-            m.lat_n = n + 1
-            i = n & _MASK
-            m.lat[i] = received * 1e-9 - ts * 1e-3
-            m.lat_at[i] = received
-            if i == _MASK:
-                m.fold()
+        received = tick.received_ts
+        n = m.lat_n
+        m.lat_n = n + 1
+        i = n & _MASK
+        m.lat[i] = received * 1e-9 - tick.exchange_ts * 1e-3  # type: ignore[operator]
+        m.lat_at[i] = received
+        if i == _MASK:
+            m.fold()
 
     def forget(self, symbol: str) -> None:
         self.symbols.pop(symbol, None)
@@ -172,17 +181,18 @@ class FeedMetrics:
             counts[kind] = counts.get(kind, 0) + 1
         return counts
 
-    def sample(self) -> None:
-        """Remember every tick counter with the time (called about once a second)."""
+    def sample(self, symbols: Iterable[str]) -> None:
+        """Remember each symbol's tick count with the time (called about once a second)."""
         now = self.clock()
-        for m in self.symbols.values():
+        for symbol in symbols:
+            m = self.symbol(symbol)
             m.rate_samples.append((now, m.ticks))
             m.fold()
 
     def rate(self) -> float:
         """The sum of the symbols' rates (so the adapter's figure matches theirs)."""
         now = self.clock()
-        return sum(m.rate(now) for m in self.symbols.values())
+        return sum(self.symbol(s).rate(now) for s in list(self.symbols))
 
 
 # --- latency percentiles -----------------------------------------------------------------------

@@ -27,7 +27,7 @@ async def test_a_known_rate_reads_as_that_many_updates_per_second(
         feed, rec = await make_feed(settings_for(host, sim), ("BTCUSDT", "ETHUSDT"))
         await wait_for(lambda: len(rec.of("ETHUSDT")) >= 2, 5, "streaming")
         first = len(rec.ticks)
-        await wait_for(lambda: feed.metrics.symbols["BTCUSDT"].ticks >= 4 * 40, 8, "4 s of data")
+        await wait_for(lambda: feed.metrics.symbol("BTCUSDT").ticks >= 4 * 40, 8, "4 s of data")
         status = feed.status()
         json.dumps(status)  # plain data all the way down
         symbols = by_symbol(status)
@@ -52,7 +52,7 @@ async def test_latency_raw_and_corrected_by_the_exchange_clock_offset(
     async with Simulator(config) as sim:
         feed, _ = await make_feed(settings_for(host, sim), ("BTCUSDT",))
         await wait_for(lambda: feed.metrics.clock_offset.total >= 4, 5, "four clock samples")
-        await wait_for(lambda: feed.metrics.symbols["BTCUSDT"].lat_n >= 40, 5, "40 trades")
+        await wait_for(lambda: feed.metrics.symbol("BTCUSDT").lat_n >= 40, 5, "40 trades")
         status = feed.status()
         clock = status["clock"]
         assert abs(clock["offset_ms"] - 250.0) <= clock["uncertainty_ms"] + 1.0
@@ -145,7 +145,7 @@ async def test_the_terminal_table_shows_the_status_figures(
     table = LiveTable([feed], Console(file=out, width=160, color_system=None))
     feed.add_consumer(table)
     await wait_for(lambda: feed.metrics.symbols.get("BTCUSDT") is not None
-                   and feed.metrics.symbols["BTCUSDT"].lat_n >= 2, 5, "trades")  # fmt: skip
+                   and feed.metrics.symbol("BTCUSDT").lat_n >= 2, 5, "trades")  # fmt: skip
     await wait_for(lambda: feed.status()["clock"]["offset_ms"] is not None, 3, "an offset")
     table.console.print(table.render())
     text = out.getvalue()

@@ -42,7 +42,7 @@ async def test_metrics_parse_with_the_right_types_units_and_labels(
 ) -> None:
     feed, server, session = served
     await wait_for(lambda: feed.metrics.symbols.get("BTCUSDT", None) is not None
-                   and feed.metrics.symbols["BTCUSDT"].lat_n >= 3, 5, "trades")  # fmt: skip
+                   and feed.metrics.symbol("BTCUSDT").lat_n >= 3, 5, "trades")  # fmt: skip
     async with session.get(server.url + "metrics") as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain; version=")
