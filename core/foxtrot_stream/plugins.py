@@ -333,21 +333,18 @@ class PluginHost:
         return result
 
     def on_failure(self, failure: Failure) -> list[BaseException]:
-        """Tell every observer; an observer that raises is returned, never propagated."""
-        errors: list[BaseException] = []
-        for impl in reversed(self.pm.hook.on_failure.get_hookimpls()):
-            try:
-                impl.function(failure=failure)
-            except Exception as exc:
-                errors.append(exc)
-        return errors
+        return self._tell(self.pm.hook.on_failure, failure=failure)
 
     def on_state_change(self, change: StateChange) -> list[BaseException]:
+        return self._tell(self.pm.hook.on_state_change, change=change)
+
+    @staticmethod
+    def _tell(hook: pluggy.HookCaller, **kwargs: object) -> list[BaseException]:
         """Tell every observer; an observer that raises is returned, never propagated."""
         errors: list[BaseException] = []
-        for impl in reversed(self.pm.hook.on_state_change.get_hookimpls()):
+        for impl in reversed(hook.get_hookimpls()):
             try:
-                impl.function(change=change)
+                impl.function(**kwargs)
             except Exception as exc:
                 errors.append(exc)
         return errors

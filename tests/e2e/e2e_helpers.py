@@ -19,17 +19,10 @@ from foxtrot_stream.feed import Feed
 from foxtrot_stream.model import Tick, TransportKind
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.settings import Settings, load
+from foxtrot_stream.testing import FAST_SETTINGS
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
 
-FAST: dict[str, Any] = {
-    "websocket.enabled": True,
-    "websocket.heartbeat.interval": 0.3,
-    "websocket.reconnect.base_delay": 0.05,
-    "websocket.reconnect.max_delay": 0.4,
-    "websocket.circuit_breaker.failure_threshold": 3,
-    "websocket.circuit_breaker.recovery_timeout": 1.0,
-    "http_fallback.interval": 0.2,
-}
+FAST: dict[str, Any] = FAST_SETTINGS
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 
 

@@ -18,20 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from foxtrot_stream.model import Tick
+from foxtrot_stream.testing import FAST_SETTINGS
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
 
 T = TypeVar("T")
 
-#: Scaled-down timings, as in tests/e2e/e2e_helpers.py.
-FAST: dict[str, Any] = {
-    "websocket.enabled": True,
-    "websocket.heartbeat.interval": 0.3,
-    "websocket.reconnect.base_delay": 0.05,
-    "websocket.reconnect.max_delay": 0.4,
-    "websocket.circuit_breaker.failure_threshold": 3,
-    "websocket.circuit_breaker.recovery_timeout": 1.0,
-    "http_fallback.interval": 0.2,
-}
+FAST: dict[str, Any] = FAST_SETTINGS
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT")
 
 
