@@ -17,6 +17,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -30,6 +31,10 @@ MIN_PING_INTERVAL = 1.0
 #: Window over which the send budget is counted; a little over a second, so that clock skew
 #: between us and the exchange cannot put one message too many into its one-second window.
 SEND_WINDOW = 1.1
+
+if TYPE_CHECKING:
+    #: A client WebSocket opened with `decode_text=False`: text frames arrive as bytes.
+    _WS = aiohttp.ClientWebSocketResponse[Literal[False]]
 
 
 class SendWindow:
@@ -149,7 +154,7 @@ class WebSocketConnection:
         self.frames = 0
         self.got_data = False
         self.opened_at: float | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ws: _WS | None = None
         self._failure: TransportFailure | None = None
         self._closing = False
         self._ids = itertools.count(1)
@@ -200,7 +205,7 @@ class WebSocketConnection:
         finally:
             await self._shutdown(ws)
 
-    async def _open(self, url: str) -> aiohttp.ClientWebSocketResponse:
+    async def _open(self, url: str) -> _WS:
         limits = self.adapter.limits
         budget = budget_for(
             self.context.connect_budgets, url, limits.max_connects, limits.connect_window
@@ -212,7 +217,7 @@ class WebSocketConnection:
         finally:
             budget.release()
 
-    async def _handshake(self, url: str) -> aiohttp.ClientWebSocketResponse:
+    async def _handshake(self, url: str) -> _WS:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 return await self.context.session.ws_connect(
@@ -222,6 +227,10 @@ class WebSocketConnection:
                     max_msg_size=16 * 1024 * 1024,
                     timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
                     ssl=True,  # always verify certificates on wss://
+                    # text frames reach the handler as bytes: orjson parses (and checks) the
+                    # UTF-8 itself, so aiohttp's decode to str is pure cost; a frame that is not
+                    # UTF-8 is then a counted malformed frame, not a dropped connection
+                    decode_text=False,
                 )
         except aiohttp.WSServerHandshakeError as exc:
             raise TransportFailure("connect_failed", f"upgrade refused: HTTP {exc.status}") from exc
@@ -232,9 +241,7 @@ class WebSocketConnection:
         except (aiohttp.ClientError, OSError) as exc:
             raise TransportFailure("connect_failed", f"{type(exc).__name__}: {exc}") from exc
 
-    async def _read(
-        self, ws: aiohttp.ClientWebSocketResponse, handler: Callable[[str | bytes, int], None]
-    ) -> None:
+    async def _read(self, ws: _WS, handler: Callable[[str | bytes, int], None]) -> None:
         text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
         now_ns = time.time_ns
         receive = ws.receive
@@ -261,7 +268,7 @@ class WebSocketConnection:
                     "dropped", f"closed by the exchange (code {ws.close_code}{reason})"
                 )
 
-    async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _heartbeat(self, ws: _WS) -> None:
         """Ping every interval; fail on a missing pong or on 2× the interval without data."""
         frames_seen = self.frames
         quiet_since = time.monotonic()
@@ -337,7 +344,7 @@ class WebSocketConnection:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _shutdown(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _shutdown(self, ws: _WS) -> None:
         self._closing = True
         for task in list(self._tasks):
             task.cancel()

@@ -135,6 +135,9 @@ def test_server_shutdown_raw_and_combined(decode) -> None:  # type: ignore[no-un
         b'{"e":"kline","s":"BNBUSDT"}',
         b'{"stream":"bnbusdt@unknown","data":{"x":1}}',
         b"",
+        # text frames reach the handler as undecoded bytes (ws_connect(decode_text=False)):
+        # invalid UTF-8 is a malformed frame, not a dropped connection
+        BOOK.replace(b'"s":"BNBUSDT"', b'"s":"BNB\xffUSDT"'),
     ],
 )
 def test_malformed_frames_are_reported_never_raised(decode, frame: bytes) -> None:  # type: ignore[no-untyped-def]
