@@ -231,7 +231,7 @@ def adapter_status(feed: Feed) -> AdapterStatus:
         display_name=feed.display,
         state=_state(feed, symbols),
         ticks=sum(s.ticks for s in symbols),
-        updates_per_second=round(metrics.rate(), 3),
+        updates_per_second=round(sum(s.updates_per_second for s in symbols), 3),
         latency_ms=latency,
         latency_corrected_ms=latency_corrected,
         symbols={s.symbol: s for s in symbols},
