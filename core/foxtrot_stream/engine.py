@@ -421,7 +421,7 @@ class StreamEngine:
         return server.url, server.token
 
     async def _feed_status(self) -> dict[str, Any]:
-        return {name: feed.status() for name, feed in sorted(self._feeds.items())}
+        return {name: await feed.status_async() for name, feed in sorted(self._feeds.items())}
 
     async def _reset(self, adapter: str | None) -> int:
         return sum(feed.reset() for name, feed in self._feeds.items() if adapter in (None, name))

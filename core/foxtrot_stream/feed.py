@@ -48,7 +48,7 @@ from foxtrot_stream.routing import why_http
 from foxtrot_stream.sequencer import Sequencer
 from foxtrot_stream.settings import INSECURE_HINT, Settings, insecure_urls
 from foxtrot_stream.staleness import StalenessTracker, Verdict
-from foxtrot_stream.status import AdapterStatus, adapter_status, to_plain
+from foxtrot_stream.status import AdapterStatus, adapter_status, adapter_status_async, to_plain
 from foxtrot_stream.websocket import BUDGETS
 
 #: A rotation starts this far into the exchange's connection lifetime.
@@ -734,6 +734,11 @@ class Feed:
     def status(self) -> dict[str, Any]:
         """`status_record()` as plain JSON-safe data. Call on the feed's loop."""
         plain: dict[str, Any] = to_plain(self.status_record())
+        return plain
+
+    async def status_async(self) -> dict[str, Any]:
+        """`status()`, letting the loop run between chunks of symbols (for many symbols)."""
+        plain: dict[str, Any] = to_plain(await adapter_status_async(self))
         return plain
 
     # --- state changes -------------------------------------------------------------------------

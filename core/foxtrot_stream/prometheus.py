@@ -7,7 +7,7 @@ counters the feeds keep anyway. Names carry their unit (`_seconds`, `_total`); l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from foxtrot_stream.breaker import BreakerState
 from foxtrot_stream.metrics import LATENCY_BUCKETS
+from foxtrot_stream.status import AdapterStatus, adapter_status_async
 
 if TYPE_CHECKING:
     from foxtrot_stream.feed import Feed
@@ -42,8 +43,9 @@ def _gauge(name: str, doc: str, labels: Sequence[str]) -> GaugeMetricFamily:
 class FeedCollector(Collector):
     """Collects every metric of the feeds `feeds()` returns (called on their event loop)."""
 
-    def __init__(self, feeds: Callable[[], Sequence[Feed]]) -> None:
+    def __init__(self, feeds: Sequence[tuple[Feed, AdapterStatus]]) -> None:
         self.feeds = feeds
+        """Each feed with its status, built beforehand (see `exposition`)."""
 
     def collect(self) -> Iterator[Metric]:
         a, s = ("adapter",), ("adapter", "symbol")
@@ -105,8 +107,7 @@ class FeedCollector(Collector):
             "connect_budget_wait_seconds", "Seconds connection attempts waited", ("host",)
         )
         hosts: dict[str, tuple[int, int, float]] = {}
-        for feed in self.feeds():
-            st = feed.status_record()
+        for feed, st in self.feeds:
             name = feed.name
             for symbol in st.symbols.values():
                 labels = [name, symbol.symbol]
@@ -170,8 +171,8 @@ class FeedCollector(Collector):
         yield from (attempts, budget_waits, budget_s)
 
 
-def exposition(feeds: Callable[[], Sequence[Feed]]) -> bytes:
-    """The text format for one scrape."""
+async def exposition(feeds: Sequence[Feed]) -> bytes:
+    """The text format for one scrape (statuses built letting the loop run in between)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FeedCollector(feeds))
+    registry.register(FeedCollector([(f, await adapter_status_async(f)) for f in feeds]))
     return generate_latest(registry)

@@ -114,6 +114,9 @@ class StatusServer:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.resets = 0
+        self._snapshot: bytes | None = None
+        self._building: asyncio.Future[bytes] | None = None
+        self._snapshot_until = 0.0
 
     @property
     def url(self) -> str:
@@ -152,21 +155,39 @@ class StatusServer:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "generated_at": time.time(),
-            "adapters": [feed.status() for feed in self.feeds()],
-        }
+    async def snapshot(self) -> bytes:
+        """The status of every feed as JSON, shared by every client: built at most once per
+        `EVENT_INTERVAL` and never more often than every 10x the time it took, in chunks that
+        let the feeds' loop run in between, however many pages are open."""
+        if self._building is None:
+            now = time.monotonic()
+            if self._snapshot is not None and now < self._snapshot_until:
+                return self._snapshot
+            self._building = asyncio.ensure_future(self._build_snapshot())
+        building = self._building
+        try:
+            return await asyncio.shield(building)
+        finally:
+            if building.done() and self._building is building:
+                self._building = None
+
+    async def _build_snapshot(self) -> bytes:
+        started = time.monotonic()
+        adapters = [await feed.status_async() for feed in self.feeds()]
+        self._snapshot = orjson.dumps({"generated_at": time.time(), "adapters": adapters})
+        cost = time.monotonic() - started
+        self._snapshot_until = started + max(EVENT_INTERVAL * 0.9, 10 * cost)
+        return self._snapshot
 
     async def _page(self, request: web.Request) -> web.Response:
         page = resources.files("foxtrot_stream").joinpath("status_page.html").read_bytes()
         return web.Response(body=page, content_type="text/html", charset="utf-8")
 
     async def _status(self, request: web.Request) -> web.Response:
-        return web.Response(body=orjson.dumps(self.snapshot()), content_type="application/json")
+        return web.Response(body=await self.snapshot(), content_type="application/json")
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        body = exposition(self.feeds)
+        body = await exposition(self.feeds())
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
@@ -176,7 +197,7 @@ class StatusServer:
         await response.prepare(request)
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
             while not self._closing.is_set():
-                await response.write(b"data: " + orjson.dumps(self.snapshot()) + b"\n\n")
+                await response.write(b"data: " + await self.snapshot() + b"\n\n")
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(EVENT_INTERVAL):
                         await self._closing.wait()

@@ -5,14 +5,16 @@ Built on demand from the feed's counters and `FeedMetrics`; nothing here runs pe
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import cattrs
 
 from foxtrot_stream.breaker import BreakerState
-from foxtrot_stream.metrics import LatencyStats, latency_stats
+from foxtrot_stream.metrics import LatencyStats, latency_pair, pool
 from foxtrot_stream.records import StateChange
 
 if TYPE_CHECKING:
@@ -152,7 +154,35 @@ def _state(feed: Feed, symbols: list[SymbolStatus]) -> str:
     return "connecting"
 
 
+#: `adapter_status_async` lets the loop run between chunks of this many symbols.
+CHUNK = 50
+
+
 def adapter_status(feed: Feed) -> AdapterStatus:
+    """The feed's status, built in one go (call on the feed's loop)."""
+    steps = _build(feed)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: AdapterStatus = done.value
+            return result
+
+
+async def adapter_status_async(feed: Feed) -> AdapterStatus:
+    """The same, letting the feed's loop run between chunks of `CHUNK` symbols, so a status
+    page over thousands of symbols never holds up the ticks for long."""
+    steps = _build(feed)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: AdapterStatus = done.value
+            return result
+        await asyncio.sleep(0)
+
+
+def _build(feed: Feed) -> Generator[None, None, AdapterStatus]:
     metrics = feed.metrics
     now = feed.clock()
     now_ns = time.time_ns()
@@ -162,12 +192,17 @@ def adapter_status(feed: Feed) -> AdapterStatus:
     per_symbol = feed.sequencer.per_symbol
     symbols: list[SymbolStatus] = []
     windows: dict[str, list[float]] = {}
-    for symbol in sorted(feed.symbols):
+    for i, symbol in enumerate(sorted(feed.symbols)):
+        if i and i % CHUNK == 0:
+            yield
+            if symbol not in feed.symbols:
+                continue  # unsubscribed meanwhile
         m = metrics.symbol(symbol)
         transport = feed.transport_of(symbol)
         shard = shard_of.get(symbol)
         window = windows[symbol] = m.window(now_ns)
         counts = per_symbol.get(symbol)
+        latency, corrected = latency_pair(window, offset)
         symbols.append(
             SymbolStatus(
                 symbol=symbol,
@@ -177,8 +212,8 @@ def adapter_status(feed: Feed) -> AdapterStatus:
                 ticks=m.ticks,
                 updates_per_second=round(m.rate(now), 3),
                 last_update_age=round((now_ns - m.last_ns) / 1e9, 3) if m.last_ns else None,
-                latency_ms=latency_stats(window),
-                latency_corrected_ms=latency_stats(window, offset) if offset is not None else None,
+                latency_ms=latency,
+                latency_corrected_ms=corrected,
                 dropped_duplicate=counts.duplicate if counts else 0,
                 dropped_stale=counts.stale if counts else 0,
                 stale_on_websocket=symbol in feed.stale_polled,
@@ -187,9 +222,7 @@ def adapter_status(feed: Feed) -> AdapterStatus:
     by_symbol = {s.symbol: s for s in symbols}
 
     def pooled(names: list[str]) -> tuple[LatencyStats, LatencyStats | None]:
-        samples = [x for name in names for x in windows.get(name, ())]
-        corrected = latency_stats(samples, offset) if offset is not None else None
-        return latency_stats(samples), corrected
+        return latency_pair(pool(windows[name] for name in names if name in windows), offset)
 
     shard_latency = {shard.id: pooled(shard.symbols) for shard in feed.shards}
     connections = [
