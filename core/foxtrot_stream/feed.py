@@ -18,7 +18,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import aiohttp
@@ -69,6 +69,8 @@ class FeedCounters:
     rotations: int = 0
     rejected: int = 0
     stale_resubscribes: int = 0
+    control_errors: int = 0
+    """(Un)subscribe messages that could not be sent on a live connection."""
     stale_polled: int = 0
 
 
@@ -312,8 +314,7 @@ class Feed:
             if not shard.symbols:
                 await self._retire(shard)
             elif shard.conn is not None:
-                with contextlib.suppress(Exception):
-                    await shard.conn.unsubscribe(leaving)
+                await self._control(shard.conn.unsubscribe, "unsubscribe", leaving)
         self.shards = [s for s in self.shards if s.symbols]
         self._note_transports()
 
@@ -333,8 +334,7 @@ class Feed:
             if shard.breaker.state is not BreakerState.CLOSED or not shard.live:
                 self._poll(added, "its connection is not streaming yet")
             if shard.conn is not None:
-                with contextlib.suppress(Exception):
-                    await shard.conn.subscribe(added)
+                await self._control(shard.conn.subscribe, "subscribe", added)
         while pending:
             group, pending = pending[:capacity], pending[capacity:]
             shard = Shard(
@@ -444,7 +444,7 @@ class Feed:
                 failure = exc
             except asyncio.CancelledError:
                 run.cancel()
-                with contextlib.suppress(BaseException):
+                with contextlib.suppress(BaseException):  # cancelled: whatever close says, go
                     await conn.close()
                 raise
             except Exception as exc:
@@ -470,7 +470,7 @@ class Feed:
                     failure.kind if failure is not None else "closed",
                 )
             self._note_transports()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # it already failed: closing is best effort
                 await conn.close()
             return failure
 
@@ -593,7 +593,7 @@ class Feed:
             async with asyncio.timeout(seconds):
                 await shard.wake.wait()
         except TimeoutError:
-            pass
+            pass  # the sleep ran its full length: the usual way out
 
     # --- rotation ------------------------------------------------------------------------------
 
@@ -629,7 +629,7 @@ class Feed:
             # the new connection failed, or the old one is already gone: keep to the loop
             await conn.close()
             run.cancel()
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(BaseException):  # the run we just cancelled, or its failure
                 await run
             if not listener.data.is_set():
                 self.error_log.warning("rotation failed: the new connection sent no data")
@@ -689,9 +689,32 @@ class Feed:
             self.log.info("%s: updates again on WebSocket; HTTP polling for it stopped", symbol)
 
     async def _resubscribe(self, conn: Connection, symbol: str) -> None:
-        with contextlib.suppress(Exception):
-            await conn.unsubscribe([symbol])
-            await conn.subscribe([symbol])
+        if await self._control(conn.unsubscribe, "unsubscribe", [symbol]):
+            await self._control(conn.subscribe, "subscribe", [symbol])
+
+    async def _control(
+        self,
+        send: Callable[[Sequence[str]], Awaitable[None]],
+        action: str,
+        symbols: Sequence[str],
+    ) -> bool:
+        """(Un)subscribe on a live connection. A send that fails means the connection is
+        failing: its own run reports that, and the reconnect subscribes every symbol of the
+        shard, so nothing is lost; the failed send is logged and counted, not raised."""
+        try:
+            await send(symbols)
+        except Exception as exc:
+            self.counters.control_errors += 1
+            self.metrics.error("control_send_failed")
+            self.error_log.warning(
+                "could not %s %s on a live connection (%s: %s); its reconnect will",
+                action,
+                ", ".join(symbols),
+                type(exc).__name__,
+                exc,
+            )
+            return False
+        return True
 
     # --- reports from connections --------------------------------------------------------------
 
@@ -814,7 +837,7 @@ class Feed:
         for shard in self.shards:
             shard.wake.set()
             if shard.conn is not None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception):  # stopping: a failing close changes nothing
                     await shard.conn.close()
         if self.poller is not None:
             await self.poller.close()
@@ -822,7 +845,7 @@ class Feed:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(BaseException):  # cancelled above; failures were reported
                 await task
         for buffer in self.buffers:  # what was received reaches its consumer
             await buffer.drain()

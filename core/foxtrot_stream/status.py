@@ -271,7 +271,11 @@ def _build(feed: Feed) -> Generator[None, None, AdapterStatus]:
         connections=connections,
         errors_per_minute=metrics.errors_per_minute(),
         errors_total=dict(counters.failures)
-        | {"malformed": counters.malformed, "rejected": counters.rejected},
+        | {
+            "malformed": counters.malformed,
+            "rejected": counters.rejected,
+            "control_send_failed": counters.control_errors,
+        },
         reconnects=counters.reconnects,
         rotations=counters.rotations,
         malformed_frames=counters.malformed,

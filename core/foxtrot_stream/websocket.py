@@ -349,6 +349,8 @@ class WebSocketConnection:
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
+            # our own heartbeat/control tasks, just cancelled: closing reports the connection's
+            # fate, not theirs
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if not ws.closed:
