@@ -379,7 +379,8 @@ class Feed:
             self._note_transports("WebSocket delivers again")
 
     def transport_of(self, symbol: str) -> TransportKind | None:
-        """The transport serving `symbol` right now (HTTP while both overlap)."""
+        """The transport serving `symbol` right now (HTTP while both overlap); None while its
+        connection is not streaming yet, or if it is not subscribed."""
         if symbol not in self.symbols:
             return None
         if self.poller is not None and symbol in self.poller.symbols:
@@ -388,6 +389,20 @@ class Feed:
             if symbol in shard.symbols:
                 return TransportKind.WEBSOCKET if shard.live else None
         return TransportKind.HTTP
+
+    def transports(self) -> dict[str, TransportKind | None]:
+        """`transport_of` for every subscribed symbol in one pass: the poller's symbol set is
+        read (copied) once, not once per symbol, and each shard is walked once. Status pages
+        and transport-change reports use this."""
+        polled = self.poller.symbols if self.poller is not None else frozenset()
+        live = {symbol: shard.live for shard in self.shards for symbol in shard.symbols}
+        out: dict[str, TransportKind | None] = {}
+        for symbol in self.symbols:
+            if symbol in polled or symbol not in live:
+                out[symbol] = TransportKind.HTTP
+            else:
+                out[symbol] = TransportKind.WEBSOCKET if live[symbol] else None
+        return out
 
     # --- the shard supervisor ----------------------------------------------------------------
 
@@ -790,8 +805,7 @@ class Feed:
         for symbol in list(seen):
             if symbol not in self.symbols:
                 self._changed("transport", symbol, seen.pop(symbol), "none", "unsubscribed")
-        for symbol in sorted(self.symbols):
-            kind = self.transport_of(symbol)
+        for symbol, kind in sorted(self.transports().items()):
             now = kind.value if kind is not None else "connecting"
             before = seen.get(symbol, "connecting")
             if now != before:

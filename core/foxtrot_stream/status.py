@@ -189,6 +189,7 @@ def _build(feed: Feed) -> Generator[None, None, AdapterStatus]:
     offset = metrics.clock_offset.offset
     uncertainty = metrics.clock_offset.uncertainty
     shard_of = {symbol: shard for shard in feed.shards for symbol in shard.symbols}
+    transports = feed.transports()
     per_symbol = feed.sequencer.per_symbol
     symbols: list[SymbolStatus] = []
     windows: dict[str, list[float]] = {}
@@ -198,7 +199,7 @@ def _build(feed: Feed) -> Generator[None, None, AdapterStatus]:
             if symbol not in feed.symbols:
                 continue  # unsubscribed meanwhile
         m = metrics.symbol(symbol)
-        transport = feed.transport_of(symbol)
+        transport = transports.get(symbol)
         shard = shard_of.get(symbol)
         window = windows[symbol] = m.window(now_ns)
         counts = per_symbol.get(symbol)
