@@ -113,7 +113,6 @@ class StatusServer:
         self.loopback = is_loopback(host)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
-        self.resets = 0
         self._snapshot: bytes | None = None
         self._building: asyncio.Future[bytes] | None = None
         self._snapshot_until = 0.0
@@ -234,7 +233,6 @@ class StatusServer:
         if not feeds:
             return web.json_response({"error": f"no adapter named {adapter!r}"}, status=404)
         count = sum(feed.reset(connection) for feed in feeds)
-        self.resets += 1
         log.info(
             "foxtrot-stream: reset requested from %s (adapter %s, connection %s): %d breaker(s) "
             "reset",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Generator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -160,29 +160,23 @@ CHUNK = 50
 
 def adapter_status(feed: Feed) -> AdapterStatus:
     """The feed's status, built in one go (call on the feed's loop)."""
-    steps = _build(feed)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: AdapterStatus = done.value
-            return result
+    *_, status = _build(feed)
+    assert status is not None
+    return status
 
 
 async def adapter_status_async(feed: Feed) -> AdapterStatus:
     """The same, letting the feed's loop run between chunks of `CHUNK` symbols, so a status
     page over thousands of symbols never holds up the ticks for long."""
-    steps = _build(feed)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: AdapterStatus = done.value
-            return result
+    for step in _build(feed):
+        if step is not None:
+            return step
         await asyncio.sleep(0)
+    raise AssertionError("_build ends with the status")
 
 
-def _build(feed: Feed) -> Generator[None, None, AdapterStatus]:
+def _build(feed: Feed) -> Iterator[AdapterStatus | None]:
+    """Yields None between chunks of symbols, then the status."""
     metrics = feed.metrics
     now = feed.clock()
     now_ns = time.time_ns()
@@ -195,7 +189,7 @@ def _build(feed: Feed) -> Generator[None, None, AdapterStatus]:
     windows: dict[str, list[float]] = {}
     for i, symbol in enumerate(sorted(feed.symbols)):
         if i and i % CHUNK == 0:
-            yield
+            yield None
             if symbol not in feed.symbols:
                 continue  # unsubscribed meanwhile
         m = metrics.symbol(symbol)
@@ -260,7 +254,7 @@ def _build(feed: Feed) -> Generator[None, None, AdapterStatus]:
     counters = feed.counters
     latency, latency_corrected = pooled(list(windows))
     sequenced = feed.sequencer.counts
-    return AdapterStatus(
+    yield AdapterStatus(
         adapter=feed.name,
         display_name=feed.display,
         state=_state(feed, symbols),
