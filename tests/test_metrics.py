@@ -37,14 +37,9 @@ def tick(
 def sequenced(clock: FakeClock | None = None) -> tuple[Sequencer, FeedMetrics]:
     """A sequencer delivering to metrics, as in the feed: counts come from the sequencer,
     latency samples from the ticks that carry an exchange time."""
-    metrics: FeedMetrics
-
-    def deliver(t: Tick) -> None:
-        if t.exchange_ts is not None:
-            metrics.record(t)
-
-    sequencer = Sequencer(deliver)
+    sequencer = Sequencer([])
     metrics = FeedMetrics(sequencer.delivered, clock or FakeClock())
+    sequencer.latency = metrics.record
     return sequencer, metrics
 
 

@@ -23,7 +23,7 @@ def tick(
 
 def collect() -> tuple[Sequencer, list[Tick]]:
     out: list[Tick] = []
-    return Sequencer(out.append), out
+    return Sequencer([out.append]), out
 
 
 @given(

@@ -28,7 +28,7 @@ from foxtrot_stream.backoff import Backoff
 from foxtrot_stream.breaker import BreakerState, CircuitBreaker
 from foxtrot_stream.buffer import ConflatingBuffer, SlowConsumer
 from foxtrot_stream.metrics import FeedMetrics
-from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.model import TransportKind
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.records import (
     Connection,
@@ -45,7 +45,7 @@ from foxtrot_stream.records import (
     TransportFailure,
 )
 from foxtrot_stream.routing import why_http
-from foxtrot_stream.sequencer import Sequencer
+from foxtrot_stream.sequencer import Consumer, Sequencer
 from foxtrot_stream.settings import INSECURE_HINT, Settings, insecure_urls
 from foxtrot_stream.staleness import StalenessTracker, Verdict
 from foxtrot_stream.status import AdapterStatus, adapter_status, adapter_status_async, to_plain
@@ -55,8 +55,6 @@ from foxtrot_stream.websocket import BUDGETS
 ROTATE_AT = 0.9
 #: Seconds between two round trips to the exchange's time endpoint (the first four are quick).
 CLOCK_SYNC_EVERY = 60.0
-
-Consumer = Callable[[Tick], None]
 
 
 @attrs.define
@@ -164,9 +162,9 @@ class Feed:
         self.error_log = logging.getLogger(f"{self.display}Error")
         self.consumers: list[Consumer] = []
         self.buffers: list[ConflatingBuffer] = []
-        self.sequencer = Sequencer(self._deliver)
+        self.sequencer = Sequencer(self.consumers, consumer_failed=self._consumer_raised)
         self.metrics = FeedMetrics(self.sequencer.delivered, clock)
-        self._record = self.metrics.record
+        self.sequencer.latency = self.metrics.record  # a sample per tick with an exchange time
         self.counters = FeedCounters()
         self.changes: deque[StateChange] = deque(maxlen=100)
         """The latest state changes, oldest first (also sent to `on_state_change`)."""
@@ -206,17 +204,11 @@ class Feed:
         self._spawn(buffer.run(), f"{self.name}-consumer-{len(self.buffers)}")
         return buffer
 
-    def _deliver(self, tick: Tick) -> None:
-        if tick.exchange_ts is not None:
-            self._record(tick)  # a latency sample (tick counts are the sequencer's)
-        for consumer in self.consumers:
-            try:
-                consumer(tick)
-            except Exception:
-                self.counters.consumer_errors += 1
-                if id(consumer) not in self._consumer_failed:  # once per consumer
-                    self._consumer_failed.add(id(consumer))
-                    self.error_log.exception("consumer %r raised; it keeps receiving", consumer)
+    def _consumer_raised(self, consumer: Consumer, exc: Exception) -> None:
+        self.counters.consumer_errors += 1
+        if id(consumer) not in self._consumer_failed:  # once per consumer
+            self._consumer_failed.add(id(consumer))
+            self.error_log.error("consumer %r raised; it keeps receiving", consumer, exc_info=exc)
 
     @property
     def context(self) -> FeedContext:
