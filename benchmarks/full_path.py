@@ -1,13 +1,16 @@
 """The whole receive path over a real socket: the `Feed` against bare aiohttp receive loops.
 
 One run, one pre-encoded stream of Binance combined-stream frames (75 % bookTicker, 25 % trade,
-50 symbols, increasing `u` and trade ids), sent over 127.0.0.1 WebSocket to three receivers:
+50 symbols, increasing `u` and trade ids), sent over 127.0.0.1 WebSocket to five receivers:
 
 1. the full path: a real `Feed` (WebSocketConnection._read → Binance handler → Sequencer →
-   `Feed._deliver`) with a no-op consumer that counts ticks;
+   its delivery) with a no-op consumer that counts ticks;
 2. bare aiohttp `ws_connect` + `json.loads` of each frame;
-3. bare aiohttp `ws_connect` + `orjson.loads` + a typed `Tick` per bookTicker (floats);
-4. bare aiohttp `ws_connect` alone (only a `str.find` for the frame's key), aiohttp's floor.
+3. bare aiohttp `ws_connect` + `orjson.loads` + a typed `Tick` per bookTicker (floats): the
+   issue's yardstick;
+4. bare aiohttp `ws_connect` + the Binance handler's own msgspec decoder + a typed `Tick` per
+   bookTicker: what the framework costs beyond its decoder;
+5. bare aiohttp `ws_connect` alone (only a `str.find` for the frame's key), aiohttp's floor.
 
 The sender is a plain asyncio server in its own process, pinned to core 0, that does the
 WebSocket handshake itself and writes pre-encoded server frames in 256 KiB blocks (it also
@@ -55,6 +58,7 @@ from foxtrot_stream.feed import Feed
 from foxtrot_stream.model import Tick, TransportKind
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.settings import load
+from foxtrot_stream_binance.adapter import _decode_combined
 
 N_SYMBOLS = 50  # 100 streams: all in the URL, no SUBSCRIBE message
 BURST = 500_000
@@ -383,6 +387,21 @@ def decode_orjson_tick(
     return -t
 
 
+def decode_msgspec_tick(
+    frame: str,
+    decode: Callable[[str], Any] = _decode_combined,
+    ws: TransportKind = TransportKind.WEBSOCKET,
+) -> int:
+    """The Binance handler's own decoder (msgspec, typed, prices parsed in C) and a `Tick`
+    per bookTicker, as `decode_orjson_tick` does: what the full path costs beyond its decoder."""
+    d = decode(frame).data
+    u = d.u
+    if u is not None:
+        Tick("binance", d.s, d.b, d.B, d.a, d.A, None, u, None, None, time.time_ns(), ws)
+        return u  # type: ignore[no-any-return]
+    return -d.t  # type: ignore[no-any-return]
+
+
 def decode_nothing(frame: str) -> int:
     """aiohttp's own cost: a key from the frame's fixed layout, no JSON parsing."""
     i = frame.find('"u":')
@@ -424,9 +443,10 @@ async def run_all(
         "full path (Feed)": lambda p, m: full_path(p, m, syms),
         "bare aiohttp + json.loads": lambda p, m: bare_loop(p, m, decode_json),
         "bare aiohttp + orjson + Tick": lambda p, m: bare_loop(p, m, decode_orjson_tick),
+        "bare aiohttp + msgspec + Tick": lambda p, m: bare_loop(p, m, decode_msgspec_tick),
         "bare aiohttp, no decoding": lambda p, m: bare_loop(p, m, decode_nothing),
     }
-    short = dict(zip(("full", "json", "orjson", "receive"), receivers, strict=True))
+    short = dict(zip(("full", "json", "orjson", "msgspec", "receive"), receivers, strict=True))
     if args.only:
         receivers = {short[args.only]: receivers[short[args.only]]}
     n = args.frames
@@ -488,10 +508,11 @@ async def run_all(
             f"{res['user_us']:6.2f}µs {res['sys_us']:6.2f}µs {res['cpu_share'] * 100:8.0f}%"
         )
     full = med.get("full path (Feed)")
-    if full is not None and len(med) == 4:
+    if full is not None and len(med) == len(short):
         for label, other in (
             ("bare json", "bare aiohttp + json.loads"),
             ("bare orjson + Tick", "bare aiohttp + orjson + Tick"),
+            ("bare msgspec + Tick", "bare aiohttp + msgspec + Tick"),
             ("bare receive only", "bare aiohttp, no decoding"),
         ):
             print(f"  full / {label:<18} = {full['rate'] / med[other]['rate']:.2f}")
@@ -518,7 +539,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=BURST)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--only", choices=("full", "json", "orjson", "receive"))
+    parser.add_argument("--only", choices=("full", "json", "orjson", "msgspec", "receive"))
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument(
         "--batch", type=int, default=1, help="frames per write in the latency test (default 1)"

@@ -85,7 +85,11 @@ def recv(port: int, which: str, n: int) -> None:
         if which == "full":
             await fp.full_path(port, meter, syms)
         else:
-            decode = {"orjson": fp.decode_orjson_tick, "receive": fp.decode_nothing}[which]
+            decode = {
+                "orjson": fp.decode_orjson_tick,
+                "msgspec": fp.decode_msgspec_tick,
+                "receive": fp.decode_nothing,
+            }[which]
             await fp.bare_loop(port, meter, decode)
 
     asyncio.run(main())
@@ -125,8 +129,9 @@ def compare(port: int, receivers: list[str]) -> None:
         small, large = (_count(port, which, n, out) for n in SIZES)
         per[which] = (large - small) / (SIZES[1] - SIZES[0])
         print(f"  {which:<8} {per[which]:9,.0f} instructions per frame", flush=True)
-    if "full" in per and "orjson" in per:
-        print(f"  bare orjson + Tick / full = {per['orjson'] / per['full']:.3f}")
+    for bare in ("orjson", "msgspec", "receive"):
+        if "full" in per and bare in per:
+            print(f"  bare {bare} / full = {per[bare] / per['full']:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What the metrics cost per tick: the check `Feed._deliver` makes on every tick and, for
+"""What the metrics cost per tick: the check the sequencer makes on every tick it delivers and, for
 ticks with an exchange time, `FeedMetrics.record` (tick counts cost nothing per tick: they are
 the sequencer's own state).
 
@@ -38,7 +38,7 @@ def run(step: Callable[[Tick], None], frames: list[Tick]) -> float:
 
 
 def recorder() -> Callable[[Tick], None]:
-    """What `Feed._deliver` does for the metrics, as a function of its own."""
+    """What `Sequencer.streamed` does for the metrics, as a function of its own."""
     record = FeedMetrics(lambda symbol: (0, 0)).record
 
     def step(tick: Tick) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from foxtrot_stream.model import Tick, TransportKind
 from foxtrot_stream_binance.adapter import BinanceAdapter
@@ -128,7 +130,11 @@ def test_server_shutdown_raw_and_combined(decode) -> None:  # type: ignore[no-un
         b'{"stream":"bnbusdt@bookTicker"}',
         b'{"stream":"bnbusdt@bookTicker","data":[1]}',
         BOOK.replace(b'"25.35190000"', b'"abc"'),
-        BOOK.replace(b"400900217", b'"400900217"'),
+        BOOK.replace(b"400900217", b'"4009x0217"'),
+        BOOK.replace(b"400900217", b"4009002.5"),
+        BOOK.replace(b"400900217", b"true"),
+        BOOK.replace(b'"B":"31.21000000",', b""),
+        BOOK.replace(b'"25.35190000"', b'"1e400"'),
         BOOK.replace(b'"s":"BNBUSDT",', b""),
         TRADE.replace(b'"t":12345', b'"t":"x"'),
         TRADE.replace(b'"p":"25.36000000",', b""),
@@ -150,6 +156,15 @@ def test_malformed_frames_are_reported_never_raised(decode, frame: bytes) -> Non
     assert len(ticks) == 1
 
 
+def test_a_quoted_integer_is_read_as_the_integer(decode) -> None:  # type: ignore[no-untyped-def]
+    # Binance quotes prices and quantities; the decoder therefore reads numeric strings as
+    # numbers (msgspec's strict=False) for every field, ids too. A quoted id is still exact.
+    ticks, events, handler = decode
+    handler(BOOK.replace(b"400900217", b'"400900217"'), 0)
+    assert [t.seq for t in ticks] == [400900217]
+    assert events.malformed_frames == []
+
+
 def test_streams_urls_and_control_messages() -> None:
     a = BinanceAdapter()
     assert a.streams_for("BTCUSDT") == ("btcusdt@bookTicker", "btcusdt@trade")
@@ -162,3 +177,54 @@ def test_streams_urls_and_control_messages() -> None:
     assert rest == tuple(many[100:])
     msg = orjson.loads(a.control_message("SUBSCRIBE", ["btcusdt@trade"], 7))
     assert msg == {"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 7}
+
+
+# --- properties of the decode ------------------------------------------------------------------
+
+decimal_text = st.one_of(
+    # as Binance writes them: fixed point with 8 decimals
+    st.decimals(min_value=0, max_value=10**12, places=8, allow_nan=False).map(lambda d: f"{d:.8f}"),
+    # anything a float's repr or a decimal literal may look like
+    st.floats(min_value=0, max_value=1e300, allow_nan=False).map(repr),
+    st.from_regex(r"\A(0|[1-9][0-9]{0,19})\.[0-9]{1,30}\Z"),  # JSON: no leading 0s
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(bid=decimal_text, ask=decimal_text)
+def test_prices_decode_exactly_as_python_parses_them(bid: str, ask: str) -> None:
+    # The decoder (msgspec, strict=False) parses the quoted numbers itself: it must give the
+    # same double as float(), digit for digit, for every string Binance could send.
+    ticks: list[Tick] = []
+    handler = BinanceAdapter().make_handler(ticks.append, Events())
+    handler(BOOK.replace(b"25.35190000", bid.encode()).replace(b"25.36520000", ask.encode()), 0)
+    assert (ticks[0].bid, ticks[0].ask) == (float(bid), float(ask))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["book", "trade"]), st.integers(1, 30)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_merged_state_is_the_newest_book_and_the_newest_trade(
+    frames: list[tuple[str, int]],
+) -> None:
+    # Frames in any order, repeats included (the overlap of two connections): every tick
+    # carries the newest book and the newest trade seen so far, once a book is known.
+    ticks: list[Tick] = []
+    handler = BinanceAdapter().make_handler(ticks.append, Events())
+    newest_book, newest_trade = 0, 0
+    for kind, n in frames:
+        if kind == "book":
+            handler(combined("bnbusdt@bookTicker", BOOK.replace(b"400900217", b"%d" % n)), 0)
+            newest_book = max(newest_book, n)
+        else:
+            handler(combined("bnbusdt@trade", TRADE.replace(b"12345", b"%d" % n)), 0)
+            newest_trade = max(newest_trade, n)
+        if newest_book:
+            assert ticks[-1].seq == newest_book
+            assert ticks[-1].trade_id == (newest_trade or None)
+            assert ticks[-1].last == (25.36 if newest_trade else None)

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import attrs
+import msgspec
 import orjson
 
 from foxtrot_stream.model import Tick, TransportKind
@@ -50,18 +51,33 @@ log = logging.getLogger(DISPLAY)
 error_log = logging.getLogger(f"{DISPLAY}Error")
 
 
-@attrs.define(slots=True)
-class _Quote:
-    """Merged bookTicker + trade state of one symbol. Mutable, private to the adapter."""
+class _Event(msgspec.Struct, gc=False):
+    """The fields read from either stream's event (`@bookTicker`: u s b B a A; `@trade`:
+    e E s t p), decoded and type-checked by msgspec in one pass. Binance sends prices and
+    quantities as strings: `strict=False` parses those to float (a string that is not a
+    number fails the frame); other fields are ignored without being built."""
 
-    u: int = -1
-    bid: float = 0.0
-    bid_qty: float = 0.0
-    ask: float = 0.0
-    ask_qty: float = 0.0
-    last: float | None = None
-    trade_id: int | None = None
-    trade_ts: int | None = None
+    s: str | None = None
+    u: int | None = None
+    b: float | None = None
+    B: float | None = None
+    a: float | None = None
+    A: float | None = None
+    e: str | None = None
+    E: int | None = None
+    t: int | None = None
+    p: float | None = None
+
+
+class _Combined(msgspec.Struct, gc=False):
+    """A combined stream's frame, `{"stream": ..., "data": event}`; anything else (a control
+    response, a raw stream's event) has no `data`."""
+
+    data: _Event | None = None
+
+
+_decode_combined = msgspec.json.Decoder(_Combined, strict=False).decode
+_decode_event = msgspec.json.Decoder(_Event, strict=False).decode
 
 
 class BinanceAdapter:
@@ -71,7 +87,11 @@ class BinanceAdapter:
     def __init__(self, settings: BinanceSettings | None = None) -> None:
         self.settings = settings or BinanceSettings()
         self.limits = attrs.evolve(LIMITS, max_lifetime=self.settings.connection_lifetime)
-        self._quotes: dict[str, _Quote] = {}
+        self._books: dict[str, Tick] = {}
+        """symbol → the last tick emitted: the merged bookTicker + trade state, which only
+        moves forward. Ticks are immutable, so a new one is the new state (no copy)."""
+        self._early: dict[str, tuple[float, int]] = {}
+        """symbol → (price, id) of the newest trade seen before the symbol's first book."""
         self._listed: dict[str, str] | None = None  # symbol → status
         self._listed_at = 0.0
         self.weight_limit: int | None = None
@@ -95,90 +115,83 @@ class BinanceAdapter:
     # --- decoding ----------------------------------------------------------------------------
 
     def make_handler(self, sink: TickSink, events: ConnectionEvents) -> FrameHandler:
-        quotes = self._quotes
-        loads = orjson.loads
+        books, early = self._books, self._early
+        decode = _decode_combined
         ws = TransportKind.WEBSOCKET
 
-        def emit(symbol: str, q: _Quote, received_ns: int, exchange_ts: int | None) -> None:
-            sink(
-                Tick(
-                    NAME,
-                    symbol,
-                    q.bid,
-                    q.bid_qty,
-                    q.ask,
-                    q.ask_qty,
-                    q.last,
-                    q.u,
-                    q.trade_id,
-                    exchange_ts,
-                    received_ns,
-                    ws,
-                )
-            )
-
         def handler(frame: str | bytes, received_ns: int) -> None:
-            # Both streams are inlined, no call but the sink's: they are all of the traffic
-            # (see benchmarks/README.md).
+            # Both streams are inlined, no call but the sink's: they are all of the traffic.
+            # msgspec checks the JSON and every field's type while decoding; a field that is
+            # missing shows as None here. See benchmarks/README.md for what each step costs.
             try:
-                msg = loads(frame)
-                data = msg.get("data", msg)
-                if type(data) is not dict:
-                    raise TypeError("payload is not an object")
-                u = data.get("u")
-                if u is not None and "b" in data:
-                    symbol = data["s"]
-                    bid, bid_qty = float(data["b"]), float(data["B"])
-                    ask, ask_qty = float(data["a"]), float(data["A"])
-                    if type(u) is not int or type(symbol) is not str:
-                        raise TypeError("u must be an integer and s a string")
-                    q = quotes.get(symbol)
-                    if q is None:
-                        q = quotes[symbol] = _Quote()
-                    if u > q.u:
-                        q.u, q.bid, q.bid_qty, q.ask, q.ask_qty = u, bid, bid_qty, ask, ask_qty
-                        sink(
-                            Tick(
-                                NAME, symbol, bid, bid_qty, ask, ask_qty, q.last, u,
-                                q.trade_id, None, received_ns, ws,
-                            )
-                        )  # fmt: skip
-                    else:
-                        emit(symbol, q, received_ns, None)
-                elif data.get("e") == "trade":
-                    symbol = data["s"]
-                    t = data["t"]
-                    price = float(data["p"])
-                    event_ts = data["E"]
-                    if type(t) is not int or type(event_ts) is not int or type(symbol) is not str:
-                        raise TypeError("t and E must be integers and s a string")
-                    q = quotes.get(symbol)
-                    if q is None:
-                        q = quotes[symbol] = _Quote()
-                    last, trade_id = q.last, q.trade_id
-                    if trade_id is None or t > trade_id:
-                        q.last, q.trade_id, q.trade_ts = price, t, data["T"]
-                        last, trade_id = price, t
-                    book = q.u
-                    if book >= 0:  # no tick until the book is known: a tick always has bid and ask
-                        sink(
-                            Tick(
-                                NAME, symbol, q.bid, q.bid_qty, q.ask, q.ask_qty, last, book,
-                                trade_id, event_ts, received_ns, ws,
-                            )
-                        )  # fmt: skip
+                ev = decode(frame).data
+                if ev is None:  # a control response, or a raw /ws/ stream's event
+                    other(frame, received_ns)
                 else:
-                    other(msg, data, frame)
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    event(ev, frame, received_ns)
+            except (ValueError, TypeError) as exc:  # msgspec's errors are ValueErrors
                 events.malformed(f"{type(exc).__name__}: {exc}", frame)
 
-        def other(msg: dict[str, Any], data: dict[str, Any], frame: str | bytes) -> None:
-            if "id" in msg and ("result" in msg or "error" in msg or "code" in msg):
-                events.control_response(msg["id"], _control_error(msg))
-            elif data.get("e") == "serverShutdown":
+        def event(ev: _Event, frame: str | bytes, received_ns: int) -> None:
+            symbol = ev.s
+            u = ev.u
+            if u is not None:
+                bid, bid_qty, ask, ask_qty = ev.b, ev.B, ev.a, ev.A
+                if (
+                    symbol is None
+                    or bid is None
+                    or bid_qty is None
+                    or ask is None
+                    or ask_qty is None
+                ):
+                    raise TypeError("a bookTicker needs s, b, B, a and A")
+                prev = books.get(symbol)
+                if prev is None:
+                    last, trade_id = early.pop(symbol, (None, None))
+                    tick = books[symbol] = Tick(
+                        NAME, symbol, bid, bid_qty, ask, ask_qty, last, u, trade_id, None,
+                        received_ns, ws,
+                    )  # fmt: skip
+                elif u > prev.seq:  # type: ignore[operator]  # a book tick has a seq
+                    tick = books[symbol] = Tick(
+                        NAME, symbol, bid, bid_qty, ask, ask_qty, prev.last, u,
+                        prev.trade_id, None, received_ns, ws,
+                    )  # fmt: skip
+                else:  # a book we have seen (another connection's copy): the sequencer
+                    tick = prev  # counts it as a duplicate
+                sink(tick)
+            elif ev.e == "trade":
+                t, price, event_ts = ev.t, ev.p, ev.E
+                if symbol is None or t is None or price is None or event_ts is None:
+                    raise TypeError("a trade needs s, t, p and E")
+                prev = books.get(symbol)
+                if prev is None:  # no tick until the book is known: a tick has bid and ask
+                    seen = early.get(symbol)
+                    if seen is None or t > seen[1]:
+                        early[symbol] = (price, t)
+                    return
+                trade_id = prev.trade_id
+                if trade_id is None or t > trade_id:
+                    tick = books[symbol] = Tick(
+                        NAME, symbol, prev.bid, prev.bid_qty, prev.ask, prev.ask_qty, price,
+                        prev.seq, t, event_ts, received_ns, ws,
+                    )  # fmt: skip
+                else:  # an older trade, or a copy: the state stays; the sequencer drops it
+                    tick = prev
+                sink(tick)
+            elif ev.e == "serverShutdown":
                 events.server_shutdown()
             else:
                 events.malformed("unexpected message", frame)
+
+        def other(frame: str | bytes, received_ns: int) -> None:
+            msg = orjson.loads(frame)
+            if type(msg) is not dict:
+                events.malformed("payload is not an object", frame)
+            elif "id" in msg and ("result" in msg or "error" in msg or "code" in msg):
+                events.control_response(msg["id"], _control_error(msg))
+            else:
+                event(_decode_event(frame), frame, received_ns)
 
         return handler
 
