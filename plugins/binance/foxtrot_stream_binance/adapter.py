@@ -126,72 +126,73 @@ class BinanceAdapter:
             try:
                 ev = decode(frame).data
                 if ev is None:  # a control response, or a raw /ws/ stream's event
-                    other(frame, received_ns)
+                    ev = other(frame)
+                    if ev is None:
+                        return
+                symbol = ev.s
+                u = ev.u
+                if u is not None:
+                    bid, bid_qty, ask, ask_qty = ev.b, ev.B, ev.a, ev.A
+                    if (
+                        symbol is None
+                        or bid is None
+                        or bid_qty is None
+                        or ask is None
+                        or ask_qty is None
+                    ):
+                        raise TypeError("a bookTicker needs s, b, B, a and A")
+                    prev = books.get(symbol)
+                    if prev is None:
+                        last, trade_id = early.pop(symbol, (None, None))
+                        tick = books[symbol] = Tick(
+                            NAME, symbol, bid, bid_qty, ask, ask_qty, last, u, trade_id, None,
+                            received_ns, ws,
+                        )  # fmt: skip
+                    elif u > prev.seq:  # type: ignore[operator]  # a book tick has a seq
+                        tick = books[symbol] = Tick(
+                            NAME, symbol, bid, bid_qty, ask, ask_qty, prev.last, u,
+                            prev.trade_id, None, received_ns, ws,
+                        )  # fmt: skip
+                    else:  # a book we have seen (another connection's copy): the sequencer
+                        tick = prev  # counts it as a duplicate
+                    sink(tick)
+                elif ev.e == "trade":
+                    t, price, event_ts = ev.t, ev.p, ev.E
+                    if symbol is None or t is None or price is None or event_ts is None:
+                        raise TypeError("a trade needs s, t, p and E")
+                    prev = books.get(symbol)
+                    if prev is None:  # no tick until the book is known: a tick has bid and ask
+                        seen = early.get(symbol)
+                        if seen is None or t > seen[1]:
+                            early[symbol] = (price, t)
+                        return
+                    trade_id = prev.trade_id
+                    if trade_id is None or t > trade_id:
+                        tick = books[symbol] = Tick(
+                            NAME, symbol, prev.bid, prev.bid_qty, prev.ask, prev.ask_qty, price,
+                            prev.seq, t, event_ts, received_ns, ws,
+                        )  # fmt: skip
+                    else:  # an older trade, or a copy: the state stays; the sequencer drops it
+                        tick = prev
+                    sink(tick)
+                elif ev.e == "serverShutdown":
+                    events.server_shutdown()
                 else:
-                    event(ev, frame, received_ns)
+                    events.malformed("unexpected message", frame)
             except (ValueError, TypeError) as exc:  # msgspec's errors are ValueErrors
                 events.malformed(f"{type(exc).__name__}: {exc}", frame)
 
-        def event(ev: _Event, frame: str | bytes, received_ns: int) -> None:
-            symbol = ev.s
-            u = ev.u
-            if u is not None:
-                bid, bid_qty, ask, ask_qty = ev.b, ev.B, ev.a, ev.A
-                if (
-                    symbol is None
-                    or bid is None
-                    or bid_qty is None
-                    or ask is None
-                    or ask_qty is None
-                ):
-                    raise TypeError("a bookTicker needs s, b, B, a and A")
-                prev = books.get(symbol)
-                if prev is None:
-                    last, trade_id = early.pop(symbol, (None, None))
-                    tick = books[symbol] = Tick(
-                        NAME, symbol, bid, bid_qty, ask, ask_qty, last, u, trade_id, None,
-                        received_ns, ws,
-                    )  # fmt: skip
-                elif u > prev.seq:  # type: ignore[operator]  # a book tick has a seq
-                    tick = books[symbol] = Tick(
-                        NAME, symbol, bid, bid_qty, ask, ask_qty, prev.last, u,
-                        prev.trade_id, None, received_ns, ws,
-                    )  # fmt: skip
-                else:  # a book we have seen (another connection's copy): the sequencer
-                    tick = prev  # counts it as a duplicate
-                sink(tick)
-            elif ev.e == "trade":
-                t, price, event_ts = ev.t, ev.p, ev.E
-                if symbol is None or t is None or price is None or event_ts is None:
-                    raise TypeError("a trade needs s, t, p and E")
-                prev = books.get(symbol)
-                if prev is None:  # no tick until the book is known: a tick has bid and ask
-                    seen = early.get(symbol)
-                    if seen is None or t > seen[1]:
-                        early[symbol] = (price, t)
-                    return
-                trade_id = prev.trade_id
-                if trade_id is None or t > trade_id:
-                    tick = books[symbol] = Tick(
-                        NAME, symbol, prev.bid, prev.bid_qty, prev.ask, prev.ask_qty, price,
-                        prev.seq, t, event_ts, received_ns, ws,
-                    )  # fmt: skip
-                else:  # an older trade, or a copy: the state stays; the sequencer drops it
-                    tick = prev
-                sink(tick)
-            elif ev.e == "serverShutdown":
-                events.server_shutdown()
-            else:
-                events.malformed("unexpected message", frame)
-
-        def other(frame: str | bytes, received_ns: int) -> None:
+        def other(frame: str | bytes) -> _Event | None:
+            """A frame without `data`: a control response (handled here, None), or a raw
+            stream's event (returned, for the handler to go on with)."""
             msg = orjson.loads(frame)
             if type(msg) is not dict:
                 events.malformed("payload is not an object", frame)
             elif "id" in msg and ("result" in msg or "error" in msg or "code" in msg):
                 events.control_response(msg["id"], _control_error(msg))
             else:
-                event(_decode_event(frame), frame, received_ns)
+                return _decode_event(frame)
+            return None
 
         return handler
 
