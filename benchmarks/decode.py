@@ -1,4 +1,5 @@
-"""Binance frame decoding: the adapter's handler against bare `json.loads` / `orjson.loads`.
+"""Binance frame decoding: the adapter's handler (msgspec) against bare `json.loads`,
+`orjson.loads` and the handler's own msgspec decoder.
 
 Frames are the simulator's own (combined-stream bookTicker and trade, as Binance sends them),
 pre-encoded, so only decoding is measured. Run: `uv run python benchmarks/decode.py`.
@@ -15,7 +16,7 @@ from decimal import Decimal
 import orjson
 
 from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream_binance.adapter import BinanceAdapter
+from foxtrot_stream_binance.adapter import BinanceAdapter, _decode_combined
 
 N = 200_000
 ROUNDS = 5
@@ -95,6 +96,24 @@ def bare_orjson_tick(data: list[bytes]) -> None:
             )  # fmt: skip
 
 
+def bare_msgspec(data: list[bytes]) -> None:
+    """The handler's decoder alone: typed structs, prices parsed to float, types checked."""
+    decode = _decode_combined
+    for f in data:
+        decode(f)
+
+
+def bare_msgspec_tick(data: list[bytes]) -> None:
+    """The handler's decoder and a typed tick per bookTicker, no state, no checks."""
+    decode = _decode_combined
+    out: list[Tick] = []
+    ws = TransportKind.WEBSOCKET
+    for f in data:
+        d = decode(f).data
+        if d.u is not None:
+            out.append(Tick("binance", d.s, d.b, d.B, d.a, d.A, None, d.u, None, None, 0, ws))
+
+
 def orjson_float_fields(data: list[bytes]) -> None:
     loads = orjson.loads
     for f in data:
@@ -116,20 +135,22 @@ def main() -> None:
     results = {
         "json.loads": rate(bare_json, data),
         "orjson.loads": rate(bare_orjson, data),
-        "bare orjson + typed Tick (floor)": rate(bare_orjson_tick, data),
-        "adapter handler (orjson + typed Tick)": rate(adapter_decode, data),
+        "bare orjson + typed Tick": rate(bare_orjson_tick, data),
+        "msgspec decode (the handler's)": rate(bare_msgspec, data),
+        "bare msgspec + typed Tick": rate(bare_msgspec_tick, data),
+        "adapter handler (msgspec + state + Tick)": rate(adapter_decode, data),
         "orjson + 4 x float()": rate(orjson_float_fields, data),
         "orjson + 4 x Decimal()": rate(orjson_decimal_fields, data),
     }
     base = results["orjson.loads"]
     print(f"{N} frames, median of {ROUNDS} rounds, one core")
     for name, r in results.items():
-        print(f"  {name:<40} {r / 1000:8.0f}k frames/s  {1e9 / r:6.0f} ns/frame  {r / base:5.2f}x")
-    a = results["adapter handler (orjson + typed Tick)"]
-    floor = results["bare orjson + typed Tick (floor)"]
+        print(f"  {name:<42} {r / 1000:8.0f}k frames/s  {1e9 / r:6.0f} ns/frame  {r / base:5.2f}x")
+    a = results["adapter handler (msgspec + state + Tick)"]
     print(f"adapter / json.loads = {a / results['json.loads']:.2f}")
     print(f"adapter / orjson.loads = {a / base:.2f}")
-    print(f"adapter / bare orjson + typed Tick = {a / floor:.2f}")
+    print(f"adapter / bare orjson + typed Tick = {a / results['bare orjson + typed Tick']:.2f}")
+    print(f"adapter / bare msgspec + typed Tick = {a / results['bare msgspec + typed Tick']:.2f}")
 
 
 if __name__ == "__main__":
