@@ -20,11 +20,8 @@ Each receiver runs under callgrind for 20,000 and 60,000 frames; the difference 
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +30,7 @@ from collections.abc import Callable
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import full_path as fp
+from full_path_count import callgrind_total
 
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.model import Tick
@@ -94,29 +92,7 @@ def run(mode: str, n: int) -> None:
 
 def _total(mode: str, n: int) -> int:
     out = os.path.join(tempfile.gettempdir(), f"chain_count.{mode}.{n}")
-    for old in glob.glob(out + ".*"):
-        os.remove(old)
-    subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}.%p",
-            sys.executable,
-            os.path.abspath(__file__),
-            "--run",
-            mode,
-            str(n),
-        ],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
-    (path,) = glob.glob(out + ".*")
-    with open(path) as f:
-        match = re.search(r"^summary: (\d+)", f.read(), re.M)
-    assert match is not None
-    os.remove(path)
-    return int(match.group(1))
+    return callgrind_total([os.path.abspath(__file__), "--run", mode, str(n)], out)
 
 
 def per_frame(mode: str) -> float:

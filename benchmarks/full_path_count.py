@@ -95,21 +95,12 @@ def recv(port: int, which: str, n: int) -> None:
     asyncio.run(main())
 
 
-def _count(port: int, which: str, n: int, out: str) -> int:
+def callgrind_total(args: list[str], out: str) -> int:
+    """Instructions executed by `python args...` under callgrind (its output left at out.PID)."""
     for old in glob.glob(out + ".*"):
         os.remove(old)
     subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}.%p",
-            sys.executable,
-            os.path.abspath(__file__),
-            "recv",
-            str(port),
-            which,
-            str(n),
-        ],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", sys.executable, *args],
         check=True,
         capture_output=True,
         env={**os.environ, "PYTHONHASHSEED": "0"},  # dict layouts, hence counts, repeat
@@ -120,6 +111,10 @@ def _count(port: int, which: str, n: int, out: str) -> int:
     match = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
     assert match is not None
     return int(match.group(1))
+
+
+def _count(port: int, which: str, n: int, out: str) -> int:
+    return callgrind_total([os.path.abspath(__file__), "recv", str(port), which, str(n)], out)
 
 
 def compare(port: int, receivers: list[str]) -> None:
