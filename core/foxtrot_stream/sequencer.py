@@ -108,8 +108,9 @@ class Sequencer:
         # The hot path (every WebSocket tick): locals, no tuple, as few attribute writes as
         # the state needs (see benchmarks/README.md).
         symbol = tick.symbol
-        state = self._states.get(symbol)
-        if state is None:
+        try:
+            state = self._states[symbol]
+        except KeyError:
             state = self._state(symbol)
         seq = tick.seq
         if seq is None:
