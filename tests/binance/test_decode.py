@@ -118,7 +118,32 @@ def test_server_shutdown_raw_and_combined(decode) -> None:  # type: ignore[no-un
     _t, events, handler = decode
     handler('{"e":"serverShutdown","E":1700000000000}', 0)
     handler('{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1700000000000}}', 0)
-    assert events.shutdowns == 2
+    # a field the notice does not need, of an unexpected type, does not hide the notice
+    handler('{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":"soon"}}', 0)
+    handler('{"e":"serverShutdown","s":5}', 0)
+    assert events.shutdowns == 4
+    assert events.malformed_frames == []
+
+
+def test_a_late_copy_after_the_symbol_is_forgotten_carries_its_own_receive_time(
+    decode,  # type: ignore[no-untyped-def]
+) -> None:
+    # An older frame still goes to the sink (the sequencer counts it as a duplicate), as a
+    # tick stamped with its own receive time, never the stored tick with an older stamp.
+    ticks, _events, handler = decode
+    handler(combined("bnbusdt@bookTicker", BOOK), 1)
+    handler(combined("bnbusdt@trade", TRADE), 2)
+    handler(combined("bnbusdt@bookTicker", BOOK), 3)
+    handler(combined("bnbusdt@trade", TRADE), 4)
+    assert [(t.received_ts, t.exchange_ts) for t in ticks] == [
+        (1, None),
+        (2, 1672515782136),
+        (3, None),
+        (4, 1672515782136),
+    ]
+    assert {(t.seq, t.trade_id, t.bid, t.last) for t in ticks[1:]} == {
+        (400900217, 12345, 25.3519, 25.36)
+    }
 
 
 @pytest.mark.parametrize(
@@ -135,6 +160,10 @@ def test_server_shutdown_raw_and_combined(decode) -> None:  # type: ignore[no-un
         BOOK.replace(b"400900217", b"true"),
         BOOK.replace(b'"B":"31.21000000",', b""),
         BOOK.replace(b'"25.35190000"', b'"1e400"'),
+        # nested beyond any decoder's recursion limit: at the top, in data, in an unread field
+        b"[" * 5000 + b"]" * 5000,
+        combined("bnbusdt@bookTicker", b'{"x":' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        BOOK.replace(b'"s":', b'"deep":' + b"[" * 5000 + b"]" * 5000 + b',"s":'),
         BOOK.replace(b'"s":"BNBUSDT",', b""),
         TRADE.replace(b'"t":12345', b'"t":"x"'),
         TRADE.replace(b'"p":"25.36000000",', b""),

@@ -21,6 +21,7 @@ import aiohttp
 import attrs
 import msgspec
 import orjson
+from msgspec.structs import replace
 
 from foxtrot_stream.model import Tick, TransportKind
 from foxtrot_stream.records import (
@@ -153,8 +154,9 @@ class BinanceAdapter:
                             NAME, symbol, bid, bid_qty, ask, ask_qty, prev.last, u,
                             prev.trade_id, None, received_ns, ws,
                         )  # fmt: skip
-                    else:  # a book we have seen (another connection's copy): the sequencer
-                        tick = prev  # counts it as a duplicate
+                    else:  # a book we have seen (another connection's copy): the merged state
+                        # stays; the tick goes on so that the sequencer counts the duplicate
+                        tick = replace(prev, exchange_ts=None, received_ts=received_ns)
                     sink(tick)
                 elif ev.e == "trade":
                     t, price, event_ts = ev.t, ev.p, ev.E
@@ -173,14 +175,29 @@ class BinanceAdapter:
                             prev.seq, t, event_ts, received_ns, ws,
                         )  # fmt: skip
                     else:  # an older trade, or a copy: the state stays; the sequencer drops it
-                        tick = prev
+                        tick = replace(prev, exchange_ts=event_ts, received_ts=received_ns)
                     sink(tick)
                 elif ev.e == "serverShutdown":
                     events.server_shutdown()
                 else:
                     events.malformed("unexpected message", frame)
-            except (ValueError, TypeError) as exc:  # msgspec's errors are ValueErrors
-                events.malformed(f"{type(exc).__name__}: {exc}", frame)
+            except (ValueError, TypeError, RecursionError) as exc:
+                # msgspec's errors are ValueErrors; RecursionError: a frame nested too deeply
+                if not shutdown_notice(frame):
+                    events.malformed(f"{type(exc).__name__}: {exc}", frame)
+
+        def shutdown_notice(frame: str | bytes) -> bool:
+            """A `serverShutdown` event whose other fields failed the typed decode (it only
+            needs `e`): still a shutdown notice. Only on the error path, so it costs nothing."""
+            try:
+                msg = orjson.loads(frame)
+            except (ValueError, RecursionError):
+                return False
+            data = msg.get("data", msg) if type(msg) is dict else None
+            if type(data) is dict and data.get("e") == "serverShutdown":
+                events.server_shutdown()
+                return True
+            return False
 
         def other(frame: str | bytes) -> _Event | None:
             """A frame without `data`: a control response (handled here, None), or a raw
