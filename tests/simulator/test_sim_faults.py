@@ -4,9 +4,11 @@ connection ends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -35,6 +37,20 @@ from simwire import (
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 BOOKS = ("btcusdt@bookTicker", "ethusdt@bookTicker")
 
+_Streaming = tuple[Simulator, aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]
+
+
+@contextlib.asynccontextmanager
+async def streaming() -> AsyncIterator[_Streaming]:
+    """A simulator quoting SYMBOLS 30 times a second, a session, and a combined stream of both
+    books on it: what most fault tests start from."""
+    async with (
+        running(symbols=SYMBOLS, rate=30.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as ws,
+    ):
+        yield sim, http, ws
+
 
 async def _rest_status(http: aiohttp.ClientSession, sim: Simulator) -> int:
     async with http.get(f"{sim.rest_url}/api/v3/ping") as r:
@@ -52,9 +68,7 @@ async def _upgrade_status(http: aiohttp.ClientSession, sim: Simulator) -> int:
 
 async def test_drop_all_ends_connections_without_a_close_frame() -> None:
     async with (
-        running(symbols=SYMBOLS, rate=30.0) as sim,
-        aiohttp.ClientSession() as http,
-        http.ws_connect(stream_url(sim, *BOOKS)) as combined,
+        streaming() as (sim, http, combined),
         websockets.connect(stream_url(sim, BOOKS[0], combined=False), proxy=None) as peer,
     ):
         await read_json(combined)
@@ -73,11 +87,7 @@ async def test_drop_all_ends_connections_without_a_close_frame() -> None:
 
 
 async def test_refuse_upgrades_answers_503_while_active() -> None:
-    async with (
-        running(symbols=SYMBOLS, rate=30.0) as sim,
-        aiohttp.ClientSession() as http,
-        http.ws_connect(stream_url(sim, *BOOKS)) as ws,
-    ):
+    async with streaming() as (sim, http, ws):
         sim.refuse_upgrades(0.3)
         assert await _upgrade_status(http, sim) == 503
         assert await _rest_status(http, sim) == 200
@@ -265,9 +275,7 @@ async def test_rest_errors_answer_the_next_requests(
 
 async def test_cut_lifetime_closes_every_connection_normally() -> None:
     async with (
-        running(symbols=SYMBOLS, rate=30.0) as sim,
-        aiohttp.ClientSession() as http,
-        http.ws_connect(stream_url(sim, *BOOKS)) as first,
+        streaming() as (sim, http, first),
         http.ws_connect(stream_url(sim, BOOKS[1], combined=False)) as second,
     ):
         await read_json(first)
@@ -326,11 +334,7 @@ async def test_server_shutdown_uses_the_configured_grace() -> None:
 
 
 async def test_outage_drops_and_refuses_then_recovers() -> None:
-    async with (
-        running(symbols=SYMBOLS, rate=30.0) as sim,
-        aiohttp.ClientSession() as http,
-        http.ws_connect(stream_url(sim, *BOOKS)) as ws,
-    ):
+    async with streaming() as (sim, http, ws):
         sim.outage(0.3)
         ending = await until_end(ws)
         assert not ending.clean
