@@ -234,16 +234,16 @@ class Sender:
                 if opcode == 0x9 and length < 126:
                     writer.write(bytes((0x8A, length)) + data)
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            pass  # the receiver went away mid-frame: this connection's job is over
         writer.close()
-        with contextlib.suppress(ConnectionError):
+        with contextlib.suppress(ConnectionError):  # a reset peer: the socket is closed anyway
             await writer.wait_closed()
 
 
 def sender_main(
     blob: bytes, offsets: list[int], syms: list[str], jobs: Any, results: Any, ready: Connection
 ) -> None:
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # no such core here: the sender runs unpinned
         os.sched_setaffinity(0, {SENDER_CORE})
     asyncio.run(Sender(blob, offsets, syms, jobs, results).serve(ready))
 

@@ -136,5 +136,5 @@ if __name__ == "__main__":
     elif cmd == "recv":
         recv(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
     else:
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a long count, no traceback
             compare(int(sys.argv[2]), sys.argv[3:] or ["full", "orjson"])

@@ -457,7 +457,9 @@ class StreamEngine:
         for task in calls:  # calls made before stop(): their callers get RuntimeError
             task.cancel()
         for task in calls:
-            with contextlib.suppress(BaseException):
+            # a call we just cancelled: its caller hears RuntimeError through its own future,
+            # and whatever the task raised on the way out was the caller's to see, not ours
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._server is not None:
             await self._server.stop()

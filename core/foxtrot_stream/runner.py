@@ -21,6 +21,8 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
+        # not the main thread, or a platform without loop signal handlers: Ctrl-C still
+        # raises KeyboardInterrupt, which the CLI turns into the same clean stop
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
@@ -81,7 +83,7 @@ async def _stream(
             return 2
         async with asyncio.timeout(duration):
             while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(TimeoutError):  # a quarter second: flush, redraw
                     async with asyncio.timeout(0.25):
                         await stop.wait()
                 if jsonl is not None:

@@ -194,10 +194,11 @@ class StatusServer:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
+        # the page went away, or the server is stopping: the event stream just ends
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
             while not self._closing.is_set():
                 await response.write(b"data: " + await self.snapshot() + b"\n\n")
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(TimeoutError):  # the interval passed: send the next
                     async with asyncio.timeout(EVENT_INTERVAL):
                         await self._closing.wait()
         return response
