@@ -45,6 +45,8 @@ class _SymbolState:
     polled: int = 0
     """How many polled quotes were delivered."""
     polled_ns: int = 0
+    duplicate: int = 0
+    stale: int = 0
 
     @property
     def streamed_ns(self) -> int:
@@ -80,7 +82,7 @@ class Sequencer:
     the others. Its default re-raises.
     """
 
-    __slots__ = ("_states", "consumer_failed", "consumers", "counts", "latency", "per_symbol")
+    __slots__ = ("_states", "consumer_failed", "consumers", "counts", "latency")
 
     def __init__(
         self,
@@ -94,13 +96,19 @@ class Sequencer:
         self.consumer_failed = consumer_failed
         self._states: dict[str, _SymbolState] = {}
         self.counts = SequencerCounts()
-        self.per_symbol: dict[str, SequencerCounts] = {}
+
+    @property
+    def per_symbol(self) -> dict[str, SequencerCounts]:
+        """symbol → its counts (a snapshot, built when asked: nothing per tick)."""
+        return {
+            symbol: SequencerCounts(state.streamed + state.polled, state.duplicate, state.stale)
+            for symbol, state in self._states.items()
+        }
 
     def _state(self, symbol: str) -> _SymbolState:
         state = self._states.get(symbol)
         if state is None:
             state = self._states[symbol] = _SymbolState()
-            self.per_symbol[symbol] = SequencerCounts()
         return state
 
     def streamed(self, tick: Tick) -> None:
@@ -164,13 +172,13 @@ class Sequencer:
                 self.consumer_failed(consumer, exc)
 
     def _drop(self, symbol: str, *, duplicate: bool) -> None:
-        per = self.per_symbol[symbol]
+        state = self._states[symbol]
         if duplicate:
             self.counts.duplicate += 1
-            per.duplicate += 1
+            state.duplicate += 1
         else:
             self.counts.stale += 1
-            per.stale += 1
+            state.stale += 1
 
     def streamed_count(self, symbol: str) -> tuple[int, int]:
         """(streamed ticks delivered, when the last one arrived in ns) for `symbol`."""
@@ -188,4 +196,3 @@ class Sequencer:
     def forget(self, symbol: str) -> None:
         """Drop a symbol's state (unsubscribed); a later subscribe starts fresh."""
         self._states.pop(symbol, None)
-        self.per_symbol.pop(symbol, None)

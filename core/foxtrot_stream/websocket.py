@@ -227,9 +227,10 @@ class WebSocketConnection:
                     max_msg_size=16 * 1024 * 1024,
                     timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
                     ssl=True,  # always verify certificates on wss://
-                    # text frames reach the handler as bytes: orjson parses (and checks) the
-                    # UTF-8 itself, so aiohttp's decode to str is pure cost; a frame that is not
-                    # UTF-8 is then a counted malformed frame, not a dropped connection
+                    # text frames reach the handler as bytes: JSON decoders (orjson, msgspec)
+                    # read bytes and check the UTF-8 of what they parse, so aiohttp's decode
+                    # to str is pure cost, and bad UTF-8 is the adapter's malformed frame to
+                    # count, not a dropped connection
                     decode_text=False,
                 )
         except aiohttp.WSServerHandshakeError as exc:
