@@ -143,20 +143,18 @@ class BinanceAdapter:
                     ):
                         raise TypeError("a bookTicker needs s, b, B, a and A")
                     prev = books.get(symbol)
-                    if prev is None:
+                    if prev is None:  # the first book: with the newest trade seen before it
                         last, trade_id = early.pop(symbol, (None, None))
-                        tick = books[symbol] = Tick(
-                            NAME, symbol, bid, bid_qty, ask, ask_qty, last, u, trade_id, None,
-                            received_ns, ws,
-                        )  # fmt: skip
                     elif u > prev.seq:  # type: ignore[operator]  # a book tick has a seq
-                        tick = books[symbol] = Tick(
-                            NAME, symbol, bid, bid_qty, ask, ask_qty, prev.last, u,
-                            prev.trade_id, None, received_ns, ws,
-                        )  # fmt: skip
+                        last, trade_id = prev.last, prev.trade_id
                     else:  # a book we have seen (another connection's copy): the merged state
                         # stays; the tick goes on so that the sequencer counts the duplicate
-                        tick = replace(prev, exchange_ts=None, received_ts=received_ns)
+                        sink(replace(prev, exchange_ts=None, received_ts=received_ns))
+                        return
+                    tick = books[symbol] = Tick(
+                        NAME, symbol, bid, bid_qty, ask, ask_qty, last, u, trade_id, None,
+                        received_ns, ws,
+                    )  # fmt: skip
                     sink(tick)
                 elif ev.e == "trade":
                     t, price, event_ts = ev.t, ev.p, ev.E
