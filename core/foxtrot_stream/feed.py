@@ -372,20 +372,14 @@ class Feed:
 
     def transport_of(self, symbol: str) -> TransportKind | None:
         """The transport serving `symbol` right now (HTTP while both overlap); None while its
-        connection is not streaming yet, or if it is not subscribed."""
-        if symbol not in self.symbols:
-            return None
-        if self.poller is not None and symbol in self.poller.symbols:
-            return TransportKind.HTTP
-        for shard in self.shards:
-            if symbol in shard.symbols:
-                return TransportKind.WEBSOCKET if shard.live else None
-        return TransportKind.HTTP
+        connection is not streaming yet, or if it is not subscribed. For many symbols, call
+        `transports()` once."""
+        return self.transports().get(symbol)
 
     def transports(self) -> dict[str, TransportKind | None]:
-        """`transport_of` for every subscribed symbol in one pass: the poller's symbol set is
-        read (copied) once, not once per symbol, and each shard is walked once. Status pages
-        and transport-change reports use this."""
+        """The transport serving each subscribed symbol, in one pass: the poller's symbol set is
+        read (copied) once and each shard walked once. A symbol polled over HTTP is on HTTP
+        even while its connection also streams (the two overlap during a hand-over)."""
         polled = self.poller.symbols if self.poller is not None else frozenset()
         live = {symbol: shard.live for shard in self.shards for symbol in shard.symbols}
         out: dict[str, TransportKind | None] = {}
