@@ -21,8 +21,9 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        # not the main thread, or a platform without loop signal handlers: Ctrl-C still
-        # raises KeyboardInterrupt, which the CLI turns into the same clean stop
+        # not the main thread, or a platform without loop signal handlers: Ctrl-C then
+        # raises KeyboardInterrupt; asyncio.run cancels the run (whose `finally` stops the
+        # feed and flushes) and the CLI exits 0
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
