@@ -45,3 +45,17 @@ async def test_a_consumer_that_raises_is_counted_and_goes_on() -> None:
     await asyncio.sleep(0.01)
     assert buffer.errors == 1 and buffer.delivered == 1
     task.cancel()
+
+
+async def test_a_busy_symbol_keeps_its_place_and_is_never_starved() -> None:
+    # One tick taken per two arriving (a busy symbol every time, a quiet one in turn): the
+    # busy symbol is served in turn instead of being sent to the back on every update.
+    served: list[str] = []
+    buffer = ConflatingBuffer(lambda t: served.append(t.symbol))
+    quiet = [f"Q{i}" for i in range(5)]
+    for step in range(600):
+        buffer.put(tick("BUSY", step))
+        buffer.put(tick(quiet[step % len(quiet)], step))
+        await buffer._deliver_next()
+    assert served.count("BUSY") >= 600 // (len(quiet) + 1) - 1
+    assert buffer.received == buffer.delivered + buffer.dropped + buffer.pending

@@ -36,9 +36,11 @@ class ConflatingBuffer:
     def put(self, tick: Tick) -> None:
         self.received += 1
         pending = self._pending
-        if pending.pop(tick.symbol, None) is not None:
+        if tick.symbol in pending:
+            # superseded; the newer quote keeps the symbol's place (served in the order of
+            # each symbol's oldest undelivered update, so a busy symbol is never starved)
             self.dropped += 1
-        pending[tick.symbol] = tick  # to the back: symbols are served in arrival order
+        pending[tick.symbol] = tick
         if len(pending) > self.high_water:
             self.high_water = len(pending)
         self._ready.set()

@@ -14,8 +14,10 @@ consumers, so the thread count stays small.
 Queue policies (the loop never blocks; every tick not delivered is counted as dropped):
 
 * ``"conflate"`` (default): at most one pending tick per symbol; a newer quote replaces an
-  undelivered older one of the same symbol. The consumer always gets the newest quote of each
-  symbol, never an older one after a newer. `maxsize` caps the number of symbols pending (the
+  undelivered older one of the same symbol, in its place in the queue (symbols are served in
+  the order of their oldest undelivered update, so a busy symbol is not starved by quiet ones).
+  The consumer always gets the newest quote of each symbol, never an older one after a newer.
+  `maxsize` caps the number of symbols pending (the
   oldest pending symbol's tick is dropped beyond it).
 * ``"drop_oldest"``: every tick in arrival order, at most `maxsize` pending; when full, the
   oldest pending tick is dropped to make room.
@@ -93,12 +95,15 @@ class Consumer:
             self.received += 1
             if self.policy == "conflate":
                 pending = self._by_symbol
-                if pending.pop(tick.symbol, None) is not None:
-                    self.dropped += 1  # superseded by this newer quote
+                if tick.symbol in pending:
+                    # superseded by this newer quote, which keeps the symbol's place: symbols
+                    # are served in the order of their oldest undelivered update, so a busy one
+                    # is not sent to the back every time and starved
+                    self.dropped += 1
                 elif len(pending) >= self.maxsize:
                     pending.popitem(last=False)
                     self.dropped += 1
-                pending[tick.symbol] = tick  # to the back: symbols served in arrival order
+                pending[tick.symbol] = tick
             else:
                 if len(self._fifo) >= self.maxsize:
                     self._fifo.popleft()

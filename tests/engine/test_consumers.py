@@ -142,3 +142,21 @@ def test_a_stuck_consumer_never_slows_the_others_and_its_drops_show_in_status(
         key = (t.seq, t.trade_id if t.trade_id is not None else -1)  # a trade shares its `u`
         assert key > last.get(t.symbol, (-1, -1)), t
         last[t.symbol] = key
+
+
+def test_conflate_never_starves_a_busy_symbol() -> None:
+    # A consumer that takes one tick while two arrive: a busy symbol updated every time and a
+    # quiet one in turn. Superseding keeps the busy symbol's place, so it is served in turn;
+    # sent to the back on every update, it would never reach the front.
+    consumer = Consumer(lambda t: None, "c", "conflate", maxsize=100)
+    quiet = [f"Q{i}" for i in range(5)]
+    served: list[str] = []
+    for step in range(600):
+        consumer.put(tick("BUSY", step))
+        consumer.put(tick(quiet[step % len(quiet)], step))
+        got = consumer._next()
+        assert got is not None
+        served.append(got.symbol)
+    assert served.count("BUSY") >= 600 // (len(quiet) + 1) - 1
+    stats = consumer.stats()
+    assert stats["received"] == stats["delivered"] + stats["dropped"] + stats["queued"]
