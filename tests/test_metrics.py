@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -65,6 +66,23 @@ def test_a_latency_on_a_bucket_bound_is_counted_in_that_bucket() -> None:
     m.fold()
     le = dict(zip(LATENCY_BUCKETS, m.buckets, strict=False))
     assert (le[0.05], le[0.1]) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    "bound", [b for b in LATENCY_BUCKETS if math.isfinite(b) and round(b * 1000, 9).is_integer()]
+)
+def test_every_whole_millisecond_bound_holds_its_own_latency(bound: float) -> None:
+    # epoch-sized times: the latency is taken in integer ns, so a latency of exactly `bound`
+    # is not nudged over it by float rounding (found in review: 5 ms landed in 10 ms)
+    _, metrics = sequenced()
+    ms = round(bound * 1000)
+    received = 1_764_392_812_345_000_000  # an ordinary epoch time (NOW_NS is too round)
+    metrics.record(tick(received_ns=received, exchange_ms=received // 1_000_000 - ms))
+    m = metrics.symbols["BTCUSDT"]
+    m.fold()
+    assert m.buckets[LATENCY_BUCKETS.index(bound)] == 1
+    below = LATENCY_BUCKETS.index(bound) - 1
+    assert below < 0 or m.buckets[below] == 0
 
 
 def test_percentiles_are_nearest_rank_over_the_window() -> None:
