@@ -93,6 +93,9 @@ class Consumer:
     def put(self, tick: Tick) -> None:
         with self._cond:
             self.received += 1
+            if self._closing:  # a stop that timed out: the thread may be gone, so this tick
+                self.dropped += 1  # would never be delivered; counted, not lost silently
+                return
             if self.policy == "conflate":
                 pending = self._by_symbol
                 if tick.symbol in pending:

@@ -160,3 +160,20 @@ def test_conflate_never_starves_a_busy_symbol() -> None:
     assert served.count("BUSY") >= 600 // (len(quiet) + 1) - 1
     stats = consumer.stats()
     assert stats["received"] == stats["delivered"] + stats["dropped"] + stats["queued"]
+
+
+def test_a_tick_after_close_is_counted_as_dropped_not_lost() -> None:
+    # After a stop that timed out, the loop may still put ticks while the consumer thread is
+    # gone: each is counted, so received = delivered + dropped + queued still holds.
+    consumer = Consumer(lambda t: None, "c", "drop_oldest", maxsize=10)
+    consumer.put(tick("A", 1))
+    consumer.close()
+    consumer.put(tick("A", 2))
+    assert consumer._next() is not None and consumer._next() is None
+    stats = consumer.stats()
+    assert (stats["received"], stats["delivered"], stats["dropped"], stats["queued"]) == (
+        2,
+        1,
+        1,
+        0,
+    )
