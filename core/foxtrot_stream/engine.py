@@ -45,7 +45,7 @@ from typing import Any, Literal, TypeVar
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.model import Tick
 from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.serve import StatusServer
+from foxtrot_stream.serve import StatusServer, start_server
 from foxtrot_stream.settings import Settings, load
 
 log = logging.getLogger("foxtrot_stream.engine")
@@ -344,7 +344,8 @@ class StreamEngine:
     ) -> tuple[str, str]:
         """Serve `/metrics`, `/status`, `/events` and the status page for this engine's feeds,
         on its loop (as `foxtrot-stream run --serve` does; see docs/operations.md). Returns
-        (the page's URL, the control token). Stops with the engine."""
+        (the page's URL, the control token). Stops with the engine. A port out of range or an
+        address that cannot be bound raises `ServeAddressError` (a ValueError) naming it."""
         return self._call(self._serve(host, port), timeout)
 
     def _adapter(self, adapter: str | None) -> str:
@@ -418,12 +419,7 @@ class StreamEngine:
     async def _serve(self, host: str, port: int) -> tuple[str, str]:
         if self._server is not None:
             raise RuntimeError(f"already serving at {self._server.url}")
-        server = StatusServer(lambda: list(self._feeds.values()), host, port)
-        try:
-            await server.start()
-        except OSError as exc:
-            await server.stop()
-            raise OSError(exc.errno, f"cannot serve on {host}:{port}: {exc.strerror}") from None
+        server = await start_server(lambda: list(self._feeds.values()), host, port)
         self._server = server
         log.info("status page %s (control token %s)", server.url, server.token)
         return server.url, server.token

@@ -59,6 +59,22 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, port
 
 
+async def start_server(feeds: Callable[[], Sequence[Feed]], host: str, port: int) -> StatusServer:
+    """A started `StatusServer` for `feeds`, or `ServeAddressError` naming the address and what
+    was wrong with it (a port out of range, an address that cannot be bound)."""
+    if not 0 <= port <= 65535:
+        raise ServeAddressError(f"port {port!r}: expected 0..65535")
+    server = StatusServer(feeds, host, port)
+    try:
+        await server.start()
+    except OSError as exc:
+        await server.stop()
+        raise ServeAddressError(
+            f"{host}:{port}: cannot listen there: {exc.strerror or exc}"
+        ) from None
+    return server
+
+
 async def serve_feeds(
     feeds: Callable[[], Sequence[Feed]], address: tuple[str, int] | None
 ) -> StatusServer | None:
@@ -67,14 +83,10 @@ async def serve_feeds(
     Raises `ServeAddressError` when the address cannot be bound."""
     if address is None:
         return None
-    server = StatusServer(feeds, *address)
     try:
-        await server.start()
-    except OSError as exc:
-        await server.stop()
-        raise ServeAddressError(
-            f"--serve {address[0]}:{address[1]}: cannot listen there: {exc.strerror or exc}"
-        ) from None
+        server = await start_server(feeds, *address)
+    except ServeAddressError as exc:
+        raise ServeAddressError(f"--serve {exc}") from None
     print(
         f"foxtrot-stream: status page {server.url} (also {server.url}metrics and "
         f"{server.url}status); control token: {server.token}",

@@ -11,6 +11,7 @@ import pytest
 from foxtrot_stream import StreamEngine
 from foxtrot_stream.engine import LOOP_THREAD
 from foxtrot_stream.model import Tick
+from foxtrot_stream.serve import ServeAddressError
 from foxtrot_stream.settings import SettingsError
 
 from engine_helpers import FAST, Collector, SimulatorThread, wait_until, write_settings
@@ -180,6 +181,8 @@ def test_the_engine_serves_metrics_and_status_and_stops_serving_with_it(
     engine.start()
     try:
         engine.subscribe(["BTCUSDT"], "binance")
+        with pytest.raises(ServeAddressError, match=r"port 70000: expected 0\.\.65535"):
+            engine.serve(port=70000)  # named, not a bare OverflowError from bind()
         url, token = engine.serve()
         assert url.startswith("http://127.0.0.1:") and len(token) >= 16
         with pytest.raises(RuntimeError, match="already serving"):
