@@ -19,6 +19,7 @@ from foxtrot_stream.feed import Feed
 from foxtrot_stream.jsonc import strip_comments
 from foxtrot_stream.output import LiveTable
 from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.records import StateChange
 from foxtrot_stream.runner import stop_on_signals
 from foxtrot_stream.serve import ServeAddressError, serve_feeds
 from foxtrot_stream.settings import load
@@ -80,31 +81,36 @@ EXPLAIN = {
 
 
 class Narrator:
-    """Prints one line per transport change per symbol: what changed and why."""
+    """Prints one line per transport change per symbol: what changed and why. It listens to the
+    feed's own state changes (`Feed.state_listeners`), so a line appears as the change happens;
+    the `connecting` step between two transports is not narrated."""
 
     def __init__(self, feed: Feed, out: Callable[[str], None], started: float) -> None:
         self.feed = feed
         self.out = out
         self.started = started
         self.seen: dict[str, str] = {}
+        """symbol → the last transport narrated (never `connecting`)."""
         self.ticks: dict[str, dict[str, int]] = {}
 
     def __call__(self, tick: Any) -> None:
         per = self.ticks.setdefault(tick.symbol, {})
         per[tick.transport.value] = per.get(tick.transport.value, 0) + 1
 
-    def check(self) -> None:
-        for symbol in sorted(self.feed.symbols):
-            transport, breaker = self.feed.describe_symbol(symbol)
-            before = self.seen.get(symbol, "connecting")
-            if transport == before or transport == "connecting":
-                continue
-            self.seen[symbol] = transport
-            why = EXPLAIN.get((before, transport), "")
-            self.out(
-                f"[{time.monotonic() - self.started:5.1f}s] {symbol}: "
-                f"{before} → {transport} (breaker {breaker}) — {why}"
-            )
+    def changed(self, change: StateChange) -> None:
+        if change.kind != "transport" or change.new in ("connecting", "none"):
+            return
+        symbol, transport = change.subject, change.new
+        before = self.seen.get(symbol, "connecting")
+        if transport == before:
+            return
+        self.seen[symbol] = transport
+        _, breaker = self.feed.describe_symbol(symbol)
+        why = EXPLAIN.get((before, transport), "")
+        self.out(
+            f"[{time.monotonic() - self.started:5.1f}s] {symbol}: "
+            f"{before} → {transport} (breaker {breaker}) — {why}"
+        )
 
 
 async def run_demo(
@@ -142,6 +148,7 @@ async def run_demo(
         return 2
     narrator = Narrator(feed, say, started)
     feed.add_consumer(narrator)
+    feed.state_listeners.append(narrator.changed)
     if table:
         live = LiveTable([feed])
         feed.add_consumer(live)
@@ -169,7 +176,6 @@ async def run_demo(
                         f"ones refused for {outage_for:.0f}s (REST keeps answering)"
                     )
                     sim.outage(outage_for)
-                narrator.check()
                 if live is not None:
                     live.refresh()
                 with contextlib.suppress(TimeoutError):
