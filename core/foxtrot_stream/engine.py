@@ -114,11 +114,6 @@ class Consumer:
                 self._fifo.append(tick)
             self._cond.notify()
 
-    @property
-    def queued(self) -> int:
-        with self._cond:
-            return len(self._by_symbol) + len(self._fifo)
-
     def _next(self) -> Tick | None:
         """The next tick to deliver, waiting for one; None once closed and empty."""
         with self._cond:

@@ -170,7 +170,6 @@ class Feed:
         """The latest state changes, oldest first (also sent to `on_state_change`)."""
         self.state_listeners: list[Callable[[StateChange], None]] = []
         self._transport_seen: dict[str, str] = {}
-        self.stopped = False
         self.shards: list[Shard] = []
         self.poller: Poller | None = None
         self.symbols: dict[str, str | None] = {}
@@ -751,6 +750,11 @@ class Feed:
     def describe_symbol(self, symbol: str) -> tuple[str, str]:
         return describe_symbol(self, symbol)
 
+    @property
+    def stopped(self) -> bool:
+        """True once `stop()` was called."""
+        return self._stopping
+
     def status_record(self) -> AdapterStatus:
         """Everything the guide's Monitoring section names, as typed records (`status`)."""
         return adapter_status(self)
@@ -833,7 +837,6 @@ class Feed:
     async def stop(self) -> None:
         """Cancel and await every task, close every connection, the poller and the session."""
         self._stopping = True
-        self.stopped = True
         for shard in self.shards:
             shard.wake.set()
             if shard.conn is not None:
