@@ -374,8 +374,11 @@ class StreamEngine:
         except concurrent.futures.CancelledError:
             raise RuntimeError("the stream engine stopped before answering") from None
         except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(f"the stream engine did not answer within {timeout}s") from None
+            # not cancelled: a call stopped half way (symbols recorded, not yet placed on a
+            # connection) would leave the feed inconsistent; it finishes on the loop
+            raise TimeoutError(
+                f"the stream engine did not answer within {timeout}s (the call goes on)"
+            ) from None
 
     async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
         task = asyncio.current_task()
