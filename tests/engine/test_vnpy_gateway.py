@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 import threading
@@ -186,3 +187,39 @@ def test_without_vnpy_the_import_error_says_which_extra_to_install() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     assert 'pip install "foxtrot-stream[vnpy]"' in out
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("maxsize", "abc", "maxsize = 'abc': expected an integer of at least 1"),
+        ("maxsize", 0, "maxsize = 0: expected an integer of at least 1"),
+        ("maxsize", 2.5, "maxsize = 2.5: expected an integer of at least 1"),
+        ("timeout", "soon", "timeout = 'soon': expected a number of seconds above 0"),
+        ("timeout", 0, "timeout = 0: expected a number of seconds above 0"),
+        ("policy", "newest", "policy = 'newest': expected one of conflate, drop_oldest"),
+    ],
+)
+def test_a_bad_connect_setting_names_the_key_the_value_and_what_was_expected(
+    settings_file: Path,
+    vnpy_engine: tuple[EventEngine, Events],
+    key: str,
+    value: object,
+    expected: str,
+) -> None:
+    gateway = FoxtrotStreamGateway(vnpy_engine[0], "FTS")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        gateway.connect({"settings_file": str(settings_file), key: value})
+    assert gateway.engine is None  # nothing started
+
+
+def test_numeric_text_from_the_connect_dialog_is_accepted(
+    settings_file: Path, vnpy_engine: tuple[EventEngine, Events]
+) -> None:
+    gateway = FoxtrotStreamGateway(vnpy_engine[0], "FTS")
+    gateway.connect({"settings_file": str(settings_file), "maxsize": "50", "timeout": "2.5"})
+    try:
+        assert gateway.status()["consumers"][0]["maxsize"] == 50
+        assert gateway.timeout == 2.5
+    finally:
+        gateway.close()

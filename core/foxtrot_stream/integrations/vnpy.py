@@ -32,7 +32,7 @@ except ImportError as exc:
         f" ({exc})"
     ) from exc
 
-from foxtrot_stream.engine import DEFAULT_MAXSIZE, POLICIES, Policy, StreamEngine
+from foxtrot_stream.engine import DEFAULT_MAXSIZE, POLICIES, StreamEngine
 from foxtrot_stream.model import Tick
 
 __all__ = ["FoxtrotStreamGateway", "exchange_for", "to_tick_data"]
@@ -107,7 +107,9 @@ class FoxtrotStreamGateway(BaseGateway):  # type: ignore[misc]  # vnpy has no ty
         merged = {**self.default_setting, **setting}
         policy = str(merged["policy"])
         if policy not in POLICIES:
-            raise ValueError(f"policy {policy!r}: expected one of {', '.join(POLICIES)}")
+            raise ValueError(f"policy = {policy!r}: expected one of {', '.join(POLICIES)}")
+        maxsize = int(_number(merged, "maxsize", int, 1, "an integer of at least 1"))
+        timeout = _number(merged, "timeout", float, 0.0, "a number of seconds above 0")
         with self._lock:
             if self.engine is not None:
                 self.write_log("already connected")
@@ -120,13 +122,12 @@ class FoxtrotStreamGateway(BaseGateway):  # type: ignore[misc]  # vnpy has no ty
                     f"(installed: {', '.join(sorted(engine.host.adapters)) or 'none'})"
                 )
             self.adapter, self.exchange = adapter, exchange_for(adapter)
-            self.timeout = float(merged["timeout"])
-            chosen: Policy = "conflate" if policy == "conflate" else "drop_oldest"
+            self.timeout = timeout
             engine.add_consumer(
                 self._on_stream_tick,
                 name=self.gateway_name,
-                policy=chosen,
-                maxsize=int(merged["maxsize"]),
+                policy=policy,  # checked above (mypy narrows it to Policy)
+                maxsize=maxsize,
             )
             engine.start()
             self.engine = engine
@@ -203,3 +204,23 @@ class FoxtrotStreamGateway(BaseGateway):  # type: ignore[misc]  # vnpy has no ty
     def _on_stream_tick(self, tick: Tick) -> None:
         symbol = self._spelling.get(tick.symbol, tick.symbol)
         self.on_tick(to_tick_data(tick, self.gateway_name, self.exchange, symbol))
+
+
+def _number(
+    setting: dict[str, Any], key: str, kind: type[float], floor: float, expected: str
+) -> float:
+    """`setting[key]` as `kind` (numeric strings too: vnpy's connect dialog sends text), or a
+    ValueError naming the key, the value and what was expected. `kind` is int or float; an
+    int must be at least `floor`, a float above it."""
+    value = setting[key]
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = kind(value)
+        exact = float(value) == number  # an int setting must not be silently truncated
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} = {value!r}: expected {expected}") from None
+    too_small = number <= floor if kind is float else number < floor
+    if not exact or too_small:  # (NaN compares unequal: not exact)
+        raise ValueError(f"{key} = {value!r}: expected {expected}")
+    return number
