@@ -177,7 +177,7 @@ async def run_demo(
                     )
                     sim.outage(outage_for)
                 if live is not None:
-                    live.refresh()
+                    await live.refresh()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(0.25):
                         await stop.wait()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import sys
+import time
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
@@ -12,6 +14,7 @@ from rich.live import Live
 from rich.table import Table
 
 from foxtrot_stream.model import Tick
+from foxtrot_stream.status import AdapterStatus, adapter_status_async
 
 if TYPE_CHECKING:
     from foxtrot_stream.feed import Feed
@@ -44,9 +47,15 @@ class JsonLines:
 
 
 class LiveTable:
-    """The figures of `/status` in the terminal, redrawn 4x/s: per symbol bid/ask/last,
-    transport, breaker, updates/s, latency p50/p99 (clock-corrected where an offset estimate
-    exists), connection uptime and errors per minute; per adapter a summary line."""
+    """The figures of `/status` in the terminal: per symbol bid/ask/last, transport, breaker,
+    updates/s, latency p50/p99 (clock-corrected where an offset estimate exists), connection
+    uptime and errors per minute; per adapter a summary line.
+
+    Prices are redrawn at every `refresh()` (4x/s); the status figures are rebuilt at most once
+    a second (`STATUS_EVERY`), in chunks that let the loop run, since with many symbols a
+    status build takes tens of milliseconds."""
+
+    STATUS_EVERY = 1.0
 
     def __init__(self, feeds: Sequence[Feed], console: Console | None = None) -> None:
         # off a terminal (a pipe, a log file) there is no width to fit: don't squash columns
@@ -54,6 +63,8 @@ class LiveTable:
         self.feeds = feeds
         self.last: dict[str, Tick] = {}
         self.live: Live | None = None
+        self._records: list[AdapterStatus] = []
+        self._built = -math.inf
 
     def __call__(self, tick: Tick) -> None:
         self.last[tick.symbol] = tick
@@ -71,8 +82,9 @@ class LiveTable:
                 min_width={"symbol": 8, "transport": 9, "breaker": 9}.get(col),
             )
         captions = []
-        for feed in self.feeds:
-            st = feed.status_record()
+        if not self._records:  # before start(), or rendered on its own: build them now
+            self._records = [feed.status_record() for feed in self.feeds]
+        for st in self._records:
             uptimes = {c.id: c.uptime for c in st.connections}
             errors = sum(st.errors_per_minute.values())
             for s in st.symbols.values():
@@ -110,12 +122,18 @@ class LiveTable:
         self.live = Live(self.render(), console=self.console, refresh_per_second=4)
         self.live.start()
 
-    def refresh(self) -> None:
-        if self.live is not None:
-            self.live.update(self.render())
+    async def refresh(self) -> None:
+        if self.live is None:
+            return
+        now = time.monotonic()
+        if now - self._built >= self.STATUS_EVERY:
+            self._built = now
+            self._records = [await adapter_status_async(feed) for feed in self.feeds]
+        self.live.update(self.render())
 
     def stop(self) -> None:
         if self.live is not None:
+            self._records = [feed.status_record() for feed in self.feeds]  # the final figures
             self.live.update(self.render())
             self.live.stop()
             self.live = None

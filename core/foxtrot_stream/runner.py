@@ -90,7 +90,7 @@ async def _stream(
                 if jsonl is not None:
                     jsonl.flush()
                 if table is not None:
-                    table.refresh()
+                    await table.refresh()
     except TimeoutError:
         pass  # --duration reached
     finally:
