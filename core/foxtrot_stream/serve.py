@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import ipaddress
 import logging
@@ -94,6 +95,12 @@ async def serve_feeds(
         flush=True,
     )
     return server
+
+
+@functools.cache
+def _status_page() -> bytes:
+    """The page, read from the package once (not from disk on every request)."""
+    return resources.files("foxtrot_stream").joinpath("status_page.html").read_bytes()
 
 
 def is_loopback(host: str | None) -> bool:
@@ -191,8 +198,7 @@ class StatusServer:
         return self._snapshot
 
     async def _page(self, request: web.Request) -> web.Response:
-        page = resources.files("foxtrot_stream").joinpath("status_page.html").read_bytes()
-        return web.Response(body=page, content_type="text/html", charset="utf-8")
+        return web.Response(body=_status_page(), content_type="text/html", charset="utf-8")
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.Response(body=await self.snapshot(), content_type="application/json")
