@@ -41,13 +41,13 @@ _Streaming = tuple[Simulator, aiohttp.ClientSession, aiohttp.ClientWebSocketResp
 
 
 @contextlib.asynccontextmanager
-async def streaming() -> AsyncIterator[_Streaming]:
-    """A simulator quoting SYMBOLS 30 times a second, a session, and a combined stream of both
-    books on it: what most fault tests start from."""
+async def streaming(*, autoping: bool = True, **overrides: Any) -> AsyncIterator[_Streaming]:
+    """A simulator quoting SYMBOLS (30 times a second unless `overrides` say otherwise), a
+    session, and a combined stream of both books on it: what most fault tests start from."""
     async with (
-        running(symbols=SYMBOLS, rate=30.0) as sim,
+        running(**({"symbols": SYMBOLS, "rate": 30.0} | overrides)) as sim,
         aiohttp.ClientSession() as http,
-        http.ws_connect(stream_url(sim, *BOOKS)) as ws,
+        http.ws_connect(stream_url(sim, *BOOKS), autoping=autoping) as ws,
     ):
         yield sim, http, ws
 
@@ -99,13 +99,9 @@ async def test_refuse_upgrades_answers_503_while_active() -> None:
 
 
 async def test_stall_sends_nothing_and_ignores_pongs() -> None:
-    async with (
-        running(
-            symbols=SYMBOLS, rate=50.0, ping_interval=0.1, pong_timeout=0.25, incoming_limit=100
-        ) as sim,
-        aiohttp.ClientSession() as http,
-        http.ws_connect(stream_url(sim, *BOOKS), autoping=False) as ws,
-    ):
+    async with streaming(
+        rate=50.0, ping_interval=0.1, pong_timeout=0.25, incoming_limit=100, autoping=False
+    ) as (sim, _http, ws):
         before = await watch(ws, 0.15, answer_pings=False)  # the ping at 0.1 s: unanswered
         assert before.pings and before.frames
         sim.stall(0.4)  # past the pong timeout of that ping
@@ -130,13 +126,9 @@ async def test_stall_sends_nothing_and_ignores_pongs() -> None:
 
 async def test_silence_stops_data_but_not_pings() -> None:
     # pings every 0.1 s: its pongs and one ping of ours stay under 5 messages a second
-    async with (
-        running(
-            symbols=SYMBOLS, rate=50.0, ping_interval=0.1, pong_timeout=0.25, incoming_limit=100
-        ) as sim,
-        aiohttp.ClientSession() as http,
-        http.ws_connect(stream_url(sim, *BOOKS), autoping=False) as ws,
-    ):
+    async with streaming(
+        rate=50.0, ping_interval=0.1, pong_timeout=0.25, incoming_limit=100, autoping=False
+    ) as (sim, http, ws):
         async with http.get(f"{sim.rest_url}/api/v3/ticker/bookTicker?symbol=BTCUSDT") as r:
             book_before = await r.json()
         sim.silence(0.4)
