@@ -90,12 +90,19 @@ def test_attempts_count_and_exhaust_exactly_at_max(
     backoff = Backoff(base, cap, max_attempts)
     results = [backoff.next_delay() for _ in range(calls)]
     for n, delay in enumerate(results, start=1):
-        # failure n < max_attempts still gets a delay; the max_attempts-th gives up
-        assert (delay is None) == (n >= max_attempts)
+        # the guide: max_attempts is the maximum number of reconnection attempts. Failure n
+        # asks for attempt n; the failure after the last allowed attempt gets None.
+        assert (delay is None) == (n > max_attempts)
         if delay is not None:
             assert delay == schedule(base, cap, n)
     assert backoff.attempts == min(calls, max_attempts)
     assert backoff.exhausted == (calls >= max_attempts)
+
+
+def test_max_attempts_3_allows_exactly_3_reconnection_attempts() -> None:
+    backoff = Backoff(1.0, 60.0, max_attempts=3)
+    # the drop, then each reconnection attempt failing in turn
+    assert [backoff.next_delay() for _ in range(5)] == [1.0, 2.0, 4.0, None, None]
 
 
 @given(
@@ -116,8 +123,8 @@ def test_reset_restarts_counting_at_one(
             assert not backoff.exhausted
         else:
             delay = backoff.next_delay()
-            expected_attempts = min(expected_attempts + 1, max_attempts)
             if expected_attempts < max_attempts:
+                expected_attempts += 1
                 assert delay == schedule(base, cap, expected_attempts)
             else:
                 assert delay is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import attrs
 import pytest
 from hypothesis import event, settings
@@ -14,7 +16,6 @@ from hypothesis.stateful import (
     rule,
 )
 
-from foxtrot_stream.backoff import Backoff
 from foxtrot_stream.breaker import BreakerState, CircuitBreaker, Transition
 from foxtrot_stream.testing import FakeClock
 
@@ -31,14 +32,13 @@ CLOSED, OPEN, HALF_OPEN, EXHAUSTED = (
 
 def test_guide_defaults_walkthrough() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker(5, 60.0, clock, max_attempts=50)
+    breaker = CircuitBreaker(5, 60.0, clock)
     for _ in range(4):
         assert breaker.record_failure() is None
-        assert breaker.allow_attempt()
+        assert breaker.state is CLOSED
     opened = breaker.record_failure()
     assert opened == Transition(CLOSED, OPEN, 1000.0, "failure_threshold reached")
-    assert breaker.opened_at == 1000.0
-    assert not breaker.allow_attempt()
+    assert breaker.remaining_open() == 60.0
     assert not breaker.try_acquire_probe()
 
     clock.advance(59.0)
@@ -53,12 +53,11 @@ def test_guide_defaults_walkthrough() -> None:
     assert breaker.poll() is None
     assert breaker.try_acquire_probe()
     assert not breaker.try_acquire_probe()
-    assert not breaker.allow_attempt()
 
     clock.advance(5.0)
     reopened = breaker.record_failure()
     assert reopened == Transition(HALF_OPEN, OPEN, 1065.0, "probe failed")
-    assert breaker.opened_at == 1065.0  # the timer restarts at the failed probe
+    assert breaker.remaining_open() == 60.0  # the timer restarts at the failed probe
     assert breaker.consecutive_failures == 6
 
     clock.advance(60.0)
@@ -66,7 +65,7 @@ def test_guide_defaults_walkthrough() -> None:
     closed = breaker.record_success()
     assert closed == Transition(HALF_OPEN, CLOSED, 1125.0, "probe succeeded")
     assert breaker.consecutive_failures == 0
-    assert breaker.opened_at is None
+    assert breaker.remaining_open() == 0.0
     assert [t.new for t in breaker.drain_transitions()] == [
         OPEN,
         HALF_OPEN,
@@ -88,41 +87,45 @@ def test_success_in_closed_resets_the_consecutive_count() -> None:
 
 def test_exhausted_only_leaves_by_reset() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker(2, 1.0, clock, max_attempts=3)
+    breaker = CircuitBreaker(2, 1.0, clock)
     breaker.record_failure()
     breaker.record_failure()
     clock.advance(1.0)
     assert breaker.try_acquire_probe()
-    exhausted = breaker.record_failure()
-    assert exhausted == Transition(HALF_OPEN, EXHAUSTED, 1001.0, "max_attempts reached")
+    breaker.record_failure()
+    exhausted = breaker.exhaust()  # what the owner does when its backoff runs out
+    assert exhausted == Transition(OPEN, EXHAUSTED, 1001.0, "max_attempts reached")
     clock.advance(1e6)
     for act in (breaker.record_success, breaker.record_failure, breaker.poll, breaker.exhaust):
         assert act() is None
         assert breaker.state is EXHAUSTED
-    assert not breaker.allow_attempt() and not breaker.try_acquire_probe()
+    assert not breaker.try_acquire_probe()
     assert breaker.reset() == Transition(EXHAUSTED, CLOSED, clock.now, "manual reset")
-    assert breaker.consecutive_failures == 0 and breaker.allow_attempt()
+    assert breaker.consecutive_failures == 0 and breaker.state is CLOSED
 
 
-def test_breaker_and_backoff_give_up_on_the_same_failure() -> None:
-    """The feed records every failure in both; with the guide's settings they agree."""
+def test_the_breaker_reports_every_change_once_even_one_another_call_materialised() -> None:
+    """OPEN → HALF_OPEN happens by time alone; a reset that comes after it returns only its
+    own change, and `drain_transitions` (what the supervisor logs from) has both."""
     clock = FakeClock()
-    breaker = CircuitBreaker(5, 60.0, clock, max_attempts=50)
-    backoff = Backoff(1.0, 60.0, 50)
-    for n in range(1, 51):
-        breaker.record_failure()
-        delay = backoff.next_delay()
-        assert (delay is None) == (n == 50) == (breaker.state is EXHAUSTED)
-        clock.advance(61.0)  # an OPEN breaker re-probes, its probe fails again
+    breaker = CircuitBreaker(1, 10.0, clock)
+    breaker.record_failure()
+    clock.advance(10.0)
+    assert breaker.reset() == Transition(HALF_OPEN, CLOSED, 1010.0, "manual reset")
+    assert [(t.old, t.new) for t in breaker.drain_transitions()] == [
+        (CLOSED, OPEN),
+        (OPEN, HALF_OPEN),
+        (HALF_OPEN, CLOSED),
+    ]
 
 
 @pytest.mark.parametrize(
-    ("threshold", "timeout", "max_attempts"),
-    [(0, 1.0, None), (1, -1.0, None), (1, float("nan"), None), (1, 1.0, 0)],
+    ("threshold", "timeout"),
+    [(0, 1.0), (1, -1.0), (1, float("nan")), (1, float("inf"))],
 )
-def test_breaker_rejects_nonsense(threshold: int, timeout: float, max_attempts: int | None) -> None:
+def test_breaker_rejects_nonsense(threshold: int, timeout: float) -> None:
     with pytest.raises(ValueError):
-        CircuitBreaker(threshold, timeout, FakeClock(), max_attempts)
+        CircuitBreaker(threshold, timeout, FakeClock())
 
 
 # --- the model ---------------------------------------------------------------------------------
@@ -134,7 +137,6 @@ class Model:
 
     threshold: int
     timeout: float
-    max_attempts: int | None
     state: BreakerState = CLOSED
     failures: int = 0
     opened_at: float | None = None
@@ -152,9 +154,6 @@ class Model:
         if self.state is EXHAUSTED:
             return None
         self.failures += 1
-        if self.max_attempts is not None and self.failures >= self.max_attempts:
-            self.state, self.probe_out = EXHAUSTED, False
-            return EXHAUSTED
         if (self.state is CLOSED and self.failures >= self.threshold) or self.state is HALF_OPEN:
             self.state, self.opened_at, self.probe_out = OPEN, now, False
             return OPEN
@@ -185,11 +184,10 @@ class BreakerMachine(RuleBasedStateMachine):
     @initialize(
         threshold=st.integers(min_value=1, max_value=6),
         timeout=st.one_of(st.just(60.0), st.floats(min_value=0.0, max_value=100.0)),
-        max_attempts=st.one_of(st.none(), st.integers(min_value=1, max_value=25)),
     )
-    def build(self, threshold: int, timeout: float, max_attempts: int | None) -> None:
-        self.breaker = CircuitBreaker(threshold, timeout, self.clock, max_attempts)
-        self.model = Model(threshold, timeout, max_attempts)
+    def build(self, threshold: int, timeout: float) -> None:
+        self.breaker = CircuitBreaker(threshold, timeout, self.clock)
+        self.model = Model(threshold, timeout)
 
     def _sync_time(self) -> None:
         if self.model.tick(self.clock.now):
@@ -223,7 +221,9 @@ class BreakerMachine(RuleBasedStateMachine):
         if want is OPEN:
             if old is CLOSED:
                 assert self.run_of_failures == self.model.threshold
-            assert self.breaker.opened_at == self.clock.now  # the timer (re)starts now
+            if self.model.timeout > 0:  # the timer (re)starts now
+                # (1000 + timeout) - 1000 in floats: exact to the clock's resolution
+                assert math.isclose(self.breaker.remaining_open(), self.model.timeout, abs_tol=1e-9)
 
     @rule(count=st.integers(min_value=2, max_value=6))
     def failure_burst(self, count: int) -> None:
@@ -263,10 +263,10 @@ class BreakerMachine(RuleBasedStateMachine):
         else:
             assert got is None
 
-    @precondition(lambda self: self.model.failures >= self.model.threshold)
+    @precondition(lambda self: self.model.failures >= 1)
     @rule()
     def exhaust(self) -> None:
-        """The feed's path when the backoff gives up first."""
+        """The owner's path when its backoff has no reconnection attempt left."""
         self._sync_time()
         old = self.model.state
         got = self.breaker.exhaust()
@@ -287,7 +287,7 @@ class BreakerMachine(RuleBasedStateMachine):
         self._sync_time()
         old = self.model.state
         got = self.breaker.reset()
-        self.model = Model(self.model.threshold, self.model.timeout, self.model.max_attempts)
+        self.model = Model(self.model.threshold, self.model.timeout)
         self.run_of_failures = 0
         self.forced_exhaust = False
         self._check(got, None if old is CLOSED else CLOSED, old)
@@ -313,21 +313,17 @@ class BreakerMachine(RuleBasedStateMachine):
         state = self.breaker.state
         if state is CLOSED:
             assert self.breaker.consecutive_failures < self.model.threshold
-            assert self.breaker.allow_attempt()
         if state is OPEN:
             # no WebSocket attempt before recovery_timeout has passed since opening
-            opened = self.breaker.opened_at
+            opened = self.model.opened_at
             assert opened is not None and self.clock.now < opened + self.model.timeout
-            assert not self.breaker.allow_attempt()
             assert self.breaker.remaining_open() > 0.0
         else:
             assert self.breaker.remaining_open() == 0.0
-        if state is EXHAUSTED:
-            assert not self.breaker.allow_attempt()
+        if state is not HALF_OPEN:
+            assert not self.breaker.try_acquire_probe()  # no probe outside HALF_OPEN
         assert self.probes_granted_this_half_open <= 1
-        limit = self.model.max_attempts
-        ran_out = limit is not None and self.run_of_failures >= limit
-        assert (state is EXHAUSTED) == (ran_out or self.forced_exhaust)
+        assert (state is EXHAUSTED) == self.forced_exhaust
 
     @invariant()
     def transitions_chain(self) -> None:

@@ -29,12 +29,14 @@ def schedule(base_delay: float, max_delay: float, n: int) -> float:
 
 
 class Backoff:
-    """Counts consecutive failed attempts and says how long to wait before the next one.
+    """Counts reconnection attempts and says how long to wait before the next one.
 
-    ``next_delay()`` returns ``None`` (never raises) once ``max_attempts`` consecutive attempts
-    have failed: giving up is an expected outcome the feed must handle (it moves the symbols
-    to HTTP), not an error. ``reset()`` is for a connection that proved healthy (see
-    `HealthGate`), after which counting starts again at attempt 1.
+    Each failure asks for the next reconnection attempt: ``next_delay()`` records it and says
+    how long to wait first. ``max_attempts`` is the guide's "maximum number of reconnection
+    attempts": with 3, a dropped connection is retried 3 times; the failure of the third retry
+    gets ``None`` (never an exception): giving up is an expected outcome the owner must handle
+    (its symbols stay on HTTP polling), not an error. ``reset()`` is for a connection that
+    proved healthy (see `HealthGate`), after which counting starts again at attempt 1.
     """
 
     __slots__ = ("_attempts", "_rng", "base_delay", "jitter", "max_attempts", "max_delay")
@@ -65,26 +67,26 @@ class Backoff:
 
     @property
     def attempts(self) -> int:
-        """Consecutive failed attempts since the last reset (at most ``max_attempts``)."""
+        """Reconnection attempts since the last reset (at most ``max_attempts``)."""
         return self._attempts
 
     @property
     def exhausted(self) -> bool:
-        """True once ``max_attempts`` consecutive attempts failed; only `reset` clears it."""
+        """True once ``max_attempts`` reconnection attempts were made; only `reset` clears it
+        (the next failure gets no delay)."""
         return self._attempts >= self.max_attempts
 
     def next_delay(self) -> float | None:
-        """Record one failed attempt; return seconds to wait before the next, or None if done.
+        """A failure: record reconnection attempt n and return the seconds to wait before it,
+        or None when all ``max_attempts`` attempts were already made.
 
-        After failure n the delay is ``schedule(base, max, n)``, reduced by up to ``jitter``
-        of itself so a fleet does not reconnect in lockstep; it never exceeds the documented
-        timeline, so jitter 0 reproduces it exactly.
+        Attempt n waits ``schedule(base, max, n)``, reduced by up to ``jitter`` of itself so a
+        fleet does not reconnect in lockstep; it never exceeds the documented timeline, so
+        jitter 0 reproduces it exactly.
         """
         if self.exhausted:
             return None
         self._attempts += 1
-        if self.exhausted:
-            return None
         delay = schedule(self.base_delay, self.max_delay, self._attempts)
         if self.jitter:
             delay *= 1.0 - self.jitter * self._rng.random()

@@ -6,8 +6,12 @@ produces one `Transition` so the I/O layer can log and count it exactly once.
 OPEN becomes HALF_OPEN by the passage of time alone, so `state` is computed lazily from the
 clock: reading it never mutates anything. That time-driven change is materialised (and its
 `Transition` produced) by `poll()`, or implicitly by the next call that acts on the breaker;
-in that case it is still delivered by `drain_transitions()`, which hands out every transition
-in order, whatever call produced it.
+`drain_transitions()` hands out every transition in order, whatever call produced it (the shard
+supervisor logs from it, so no change is ever missed or logged twice).
+
+Giving up (EXHAUSTED) is the backoff's decision (`websocket.reconnect.max_attempts` counts
+reconnection attempts, `backoff.Backoff`): the owner calls `exhaust()` when it runs out, so the
+rule lives in one place.
 """
 
 from __future__ import annotations
@@ -53,14 +57,14 @@ class CircuitBreaker:
       it reads as HALF_OPEN.
     - HALF_OPEN: exactly one probe (`try_acquire_probe`); its success closes the breaker, its
       failure reopens it and restarts the recovery timer.
-    - EXHAUSTED: ``max_attempts`` consecutive failures since the last success, in any state;
-      only `reset` leaves it.
+    - EXHAUSTED: the owner gave up (`exhaust`, when its backoff ran out of reconnection
+      attempts); only `reset` leaves it.
 
     Methods return the `Transition` they caused (None if the state did not change). Events
     that cannot legitimately happen in a state are ignored rather than raised, because they
     arrive from connections that were already on their way out (a stale success while OPEN, a
-    failure after EXHAUSTED): a success while OPEN changes nothing, a failure while OPEN only
-    counts towards ``max_attempts``.
+    failure after EXHAUSTED): a success while OPEN changes nothing, a failure while OPEN is
+    only counted.
     """
 
     __slots__ = (
@@ -72,7 +76,6 @@ class CircuitBreaker:
         "_probe_out",
         "_state",
         "failure_threshold",
-        "max_attempts",
         "recovery_timeout",
     )
 
@@ -81,7 +84,6 @@ class CircuitBreaker:
         failure_threshold: int,
         recovery_timeout: float,
         clock: Callable[[], float],
-        max_attempts: int | None = None,
     ) -> None:
         if failure_threshold < 1:
             raise ValueError(f"failure_threshold must be at least 1, got {failure_threshold}")
@@ -89,11 +91,8 @@ class CircuitBreaker:
             raise ValueError(
                 f"recovery_timeout must be a non-negative number of seconds, got {recovery_timeout}"
             )
-        if max_attempts is not None and max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1 (or None), got {max_attempts}")
         self.failure_threshold = failure_threshold
         self.recovery_timeout = recovery_timeout
-        self.max_attempts = max_attempts
         self._clock = clock
         self._state = BreakerState.CLOSED
         self._entered_at = clock()
@@ -116,16 +115,6 @@ class CircuitBreaker:
         """Failures since the last success or reset, counted in every state."""
         return self._failures
 
-    @property
-    def opened_at(self) -> float | None:
-        """When the recovery timer last started (the breaker opened); None while CLOSED."""
-        return self._opened_at
-
-    @property
-    def probe_in_flight(self) -> bool:
-        """True between a granted probe and the recording of its outcome."""
-        return self._probe_out
-
     def time_in_state(self) -> float:
         """Seconds spent in the current state (for HALF_OPEN, since the timeout elapsed)."""
         now = self._clock()
@@ -139,13 +128,6 @@ class CircuitBreaker:
         if self._state is not BreakerState.OPEN or self._opened_at is None:
             return 0.0
         return max(0.0, self._opened_at + self.recovery_timeout - self._clock())
-
-    def allow_attempt(self) -> bool:
-        """Whether a WebSocket attempt may start now (does not take the probe; see below)."""
-        state = self.state
-        if state is BreakerState.CLOSED:
-            return True
-        return state is BreakerState.HALF_OPEN and not self._probe_out
 
     # --- acting ------------------------------------------------------------------------------
 
@@ -190,18 +172,16 @@ class CircuitBreaker:
             return None
         self._failures += 1
         now = self._clock()
-        if self.max_attempts is not None and self._failures >= self.max_attempts:
-            return self._move(BreakerState.EXHAUSTED, now, "max_attempts reached")
         if self._state is BreakerState.CLOSED:
             if self._failures >= self.failure_threshold:
                 return self._move(BreakerState.OPEN, now, "failure_threshold reached")
             return None
         if self._state is BreakerState.HALF_OPEN:
             return self._move(BreakerState.OPEN, now, "probe failed")
-        return None  # OPEN: counted towards max_attempts, the timer keeps running
+        return None  # OPEN: counted, the timer keeps running
 
-    def exhaust(self, reason: str = "backoff exhausted") -> Transition | None:
-        """Give up now (e.g. the `Backoff` ran out first); None if already EXHAUSTED."""
+    def exhaust(self, reason: str = "max_attempts reached") -> Transition | None:
+        """Give up now (the owner's `Backoff` ran out); None if already EXHAUSTED."""
         self.poll()
         if self._state is BreakerState.EXHAUSTED:
             return None
@@ -218,7 +198,8 @@ class CircuitBreaker:
     def drain_transitions(self) -> list[Transition]:
         """Every transition since the last drain, oldest first (the last 64 at most).
 
-        Use this or the return values for logging, not both, or lines will be doubled.
+        Use this or the return values for logging, not both, or lines will be doubled; this
+        one also hands out the OPEN → HALF_OPEN change that another call materialised.
         """
         out = list(self._history)
         self._history.clear()

@@ -45,7 +45,6 @@ def make_breaker(settings: Settings, clock: Callable[[], float]) -> CircuitBreak
         failure_threshold=ws.circuit_breaker.failure_threshold,
         recovery_timeout=ws.circuit_breaker.recovery_timeout,
         clock=clock,
-        max_attempts=ws.reconnect.max_attempts,
     )
 
 
