@@ -8,9 +8,12 @@ from collections.abc import Sequence
 
 import pytest
 
+from foxtrot_stream.backoff import Backoff
+from foxtrot_stream.breaker import CircuitBreaker
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.settings import load
+from foxtrot_stream.supervisor import ShardSupervisor
 
 
 async def test_a_failed_control_send_is_logged_counted_and_reported(
@@ -18,6 +21,18 @@ async def test_a_failed_control_send_is_logged_counted_and_reported(
 ) -> None:
     settings = load(text=json.dumps({"websocket.enabled": True}), schema=host.schema()).settings
     feed = Feed(host, settings, "binance")
+    shard = ShardSupervisor(
+        1,
+        ["BTCUSDT", "ETHUSDT", "BNBUSDT"],
+        feed,
+        backoff=Backoff(1.0, 60.0, 50),
+        breaker=CircuitBreaker(5, 60.0, feed.clock),
+        heartbeat=30.0,
+        recovery_timeout=60.0,
+        max_lifetime=86400.0,
+        display="BinanceAdapter",
+        clock=feed.clock,
+    )
     sent: list[Sequence[str]] = []
 
     async def broken(symbols: Sequence[str]) -> None:
@@ -27,8 +42,8 @@ async def test_a_failed_control_send_is_logged_counted_and_reported(
         sent.append(symbols)
 
     caplog.set_level(logging.WARNING)
-    assert await feed._control(broken, "subscribe", ["BTCUSDT", "ETHUSDT"]) is False
-    assert await feed._control(working, "subscribe", ["BNBUSDT"]) is True
+    assert await shard._control(broken, "subscribe", ["BTCUSDT", "ETHUSDT"]) is False
+    assert await shard._control(working, "subscribe", ["BNBUSDT"]) is True
     assert sent == [["BNBUSDT"]]
     assert feed.counters.control_errors == 1
     assert [r.getMessage() for r in caplog.records] == [

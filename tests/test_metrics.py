@@ -39,6 +39,8 @@ def sequenced(clock: FakeClock | None = None) -> tuple[Sequencer, FeedMetrics]:
     """A sequencer delivering to metrics, as in the feed: counts come from the sequencer,
     latency samples from the ticks that carry an exchange time."""
     sequencer = Sequencer([])
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        sequencer.track(symbol)
     metrics = FeedMetrics(sequencer.delivered, clock or FakeClock())
     sequencer.latency = metrics.record
     return sequencer, metrics

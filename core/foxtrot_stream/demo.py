@@ -67,23 +67,26 @@ def demo_settings(duration: float) -> dict[str, Any]:
 
 
 EXPLAIN = {
-    ("connecting", "websocket"): "streaming over WebSocket",
-    ("websocket", "http"): (
-        "WebSocket failed repeatedly: the circuit breaker opened and quotes now come from "
-        "HTTP polling"
-    ),
-    ("connecting", "http"): "served by HTTP polling",
+    ("connecting", "http"): "polled over HTTP until its WebSocket has proven itself",
     ("http", "websocket"): (
-        "the WebSocket probe delivered data: the breaker closed and streaming resumed "
-        "(polling stopped only after the WebSocket was already delivering)"
+        "the WebSocket has delivered it for a heartbeat interval: HTTP polling stopped "
+        "(make-before-break)"
     ),
+    ("websocket", "http"): "polled over HTTP at once, while the WebSocket is retried",
+}
+BREAKER = {
+    ("CLOSED", "OPEN"): (
+        "circuit breaker opened: WebSocket attempts pause until a probe; HTTP polling goes on"
+    ),
+    ("HALF_OPEN", "CLOSED"): "circuit breaker closed: the WebSocket probe delivered data",
+    ("OPEN", "EXHAUSTED"): "WebSocket attempts exhausted: HTTP polling until reset",
 }
 
 
 class Narrator:
-    """Prints one line per transport change per symbol: what changed and why. It listens to the
-    feed's own state changes (`Feed.state_listeners`), so a line appears as the change happens;
-    the `connecting` step between two transports is not narrated."""
+    """Prints one line per transport change per symbol, and per breaker change that matters:
+    what changed and why. It listens to the feed's own state changes (`Feed.state_listeners`),
+    so a line appears as the change happens."""
 
     def __init__(self, feed: Feed, out: Callable[[str], None], started: float) -> None:
         self.feed = feed
@@ -98,6 +101,12 @@ class Narrator:
         per[tick.transport.value] = per.get(tick.transport.value, 0) + 1
 
     def changed(self, change: StateChange) -> None:
+        at = f"[{time.monotonic() - self.started:5.1f}s]"
+        if change.kind == "breaker":
+            said = BREAKER.get((change.old, change.new))
+            if said is not None:
+                self.out(f"{at} {change.subject}: {said}")
+            return
         if change.kind != "transport" or change.new in ("connecting", "none"):
             return
         symbol, transport = change.subject, change.new
@@ -107,10 +116,9 @@ class Narrator:
         self.seen[symbol] = transport
         _, breaker = self.feed.describe_symbol(symbol)
         why = EXPLAIN.get((before, transport), "")
-        self.out(
-            f"[{time.monotonic() - self.started:5.1f}s] {symbol}: "
-            f"{before} → {transport} (breaker {breaker}) — {why}"
-        )
+        if change.reason and (before, transport) == ("websocket", "http"):
+            why = f"{change.reason}: {why}"
+        self.out(f"{at} {symbol}: {before} → {transport} (breaker {breaker}) — {why}")
 
 
 async def run_demo(
@@ -193,7 +201,8 @@ async def run_demo(
         say(f"demo: {symbol}: {counts}")
     c = feed.sequencer.counts
     say(
-        f"demo: done; {c.delivered} ticks delivered; dropped {c.duplicate} duplicates "
-        f"and {c.stale} stale"
+        f"demo: done; {c.delivered} ticks delivered; dropped {c.duplicate} duplicate and "
+        f"{c.stale} out-of-order WebSocket ticks; {c.polled_unchanged} REST answers had nothing "
+        "new"
     )
     return 0

@@ -1,13 +1,16 @@
-"""The feed supervisor: one per adapter. Routing, reconnection, failover, recovery, sequencing.
+"""The feed: one per adapter. Routing, the HTTP poller and the hand-over between transports.
 
 Symbols routed to WebSocket are split into shards that respect the exchange's per-connection
-stream limit; each shard has one connection at a time (two during a rotation), its own backoff
-and its own circuit breaker. Symbols routed to HTTP, and a shard's symbols while its breaker is
-open, are served by one poller. Everything reaches consumers through the `Sequencer`, so
-whichever transport delivered a quote, consumers see no duplicate and nothing older after newer.
+stream limit; each shard's connection is run by a `ShardSupervisor` (connect, health, backoff,
+breaker, rotation), which reports to the feed through the small `ShardOwner` interface. The
+feed keeps what spans shards: which transport serves each symbol (`Coverage`, the liveness
+contract: a symbol the WebSocket cannot prove it delivers is polled, whatever the breaker's
+state), the one poller, the clock sync and the status. Everything reaches consumers through the
+`Sequencer`, so whichever transport delivered a quote, consumers see no duplicate and nothing
+older after newer.
 
-Logs follow the guide: `<Display>` for connection state, `<Display>WebSocket` for reconnects,
-`<Display>Error` for failures; each state change is logged once, nothing is logged per tick.
+Logs follow the guide: `<Display>` for state, `<Display>WebSocket` for reconnects,
+`<Display>Error` for failures; each change is logged once, nothing is logged per tick.
 """
 
 from __future__ import annotations
@@ -16,29 +19,32 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import aiohttp
-import attrs
 
-from foxtrot_stream.backoff import Backoff
-from foxtrot_stream.breaker import BreakerState, CircuitBreaker
+from foxtrot_stream.breaker import BreakerState, Transition
 from foxtrot_stream.buffer import ConflatingBuffer, SlowConsumer
+from foxtrot_stream.coverage import Coverage, Decisions, Serving
 from foxtrot_stream.metrics import FeedMetrics
-from foxtrot_stream.model import TransportKind
+from foxtrot_stream.model import Tick, TransportKind
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.records import (
     Connection,
     ConnectionEvents,
+    ConnectionListener,
     ExchangeAdapter,
     Failure,
     FeedContext,
     FrameHandler,
     Poller,
     PollError,
+    RateLimited,
+    RestHold,
     ServerClock,
     StateChange,
     TickSink,
@@ -47,81 +53,41 @@ from foxtrot_stream.records import (
 from foxtrot_stream.routing import why_http
 from foxtrot_stream.sequencer import Consumer, Sequencer
 from foxtrot_stream.settings import INSECURE_HINT, Settings, insecure_urls
-from foxtrot_stream.staleness import StalenessTracker, Verdict
-from foxtrot_stream.status import AdapterStatus, adapter_status, adapter_status_async, to_plain
+from foxtrot_stream.status import (
+    AdapterStatus,
+    ConnectBudgetStatus,
+    FeedCounters,
+    FeedRecord,
+    HttpStatus,
+    SymbolRoute,
+    adapter_status,
+    adapter_status_async,
+    to_plain,
+)
+from foxtrot_stream.supervisor import ShardSupervisor
 from foxtrot_stream.websocket import BUDGETS
 
-#: A rotation starts this far into the exchange's connection lifetime.
-ROTATE_AT = 0.9
 #: Seconds between two round trips to the exchange's time endpoint (the first four are quick).
 CLOCK_SYNC_EVERY = 60.0
+#: The coverage check runs at least this often (more often for short heartbeats).
+MAX_CHECK_STEP = 1.0
 
 
-@attrs.define
-class FeedCounters:
-    malformed: int = 0
-    failures: dict[str, int] = attrs.Factory(dict)
-    reconnects: int = 0
-    consumer_errors: int = 0
-    plugin_errors: int = 0
-    rotations: int = 0
-    rejected: int = 0
-    stale_resubscribes: int = 0
-    control_errors: int = 0
-    """(Un)subscribe messages that could not be sent on a live connection."""
-    stale_polled: int = 0
+def liveness_timings(heartbeat: float) -> tuple[float, float, float, float]:
+    """(quiet_after, prove_for, grace, check step) for a heartbeat interval: see `coverage`."""
+    quiet_after = heartbeat / 2
+    step = min(quiet_after / 2, MAX_CHECK_STEP)
+    grace = min(quiet_after / 2, MAX_CHECK_STEP)
+    return quiet_after, heartbeat, grace, step
 
 
-class Shard:
-    """One connection's worth of symbols with its own backoff and breaker."""
-
-    def __init__(self, shard_id: int, backoff: Backoff, breaker: CircuitBreaker) -> None:
-        self.id = shard_id
-        self.symbols: list[str] = []
-        self.backoff = backoff
-        self.breaker = breaker
-        self.conn: Connection | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.wake = asyncio.Event()
-        self.live = False
-        """True while a connection of this shard is delivering data."""
-        self.successor: tuple[Connection, asyncio.Task[None], _Listener] | None = None
-        """Set by a rotation: the connection that takes over when the current one closes."""
-        self.opened_at: float | None = None
-        """When the current connection opened (feed clock); None while down."""
-        self.connects = 0
-        self.reconnects = 0
-        self.failures: dict[str, int] = {}
-
-
-class _Listener:
-    """Receives one connection's reports (ConnectionListener) and passes them to the feed."""
-
-    def __init__(self, feed: Feed, shard: Shard, probe: bool) -> None:
-        self.feed = feed
-        self.shard = shard
-        self.probe = probe
-        self.data = asyncio.Event()
-        self.opened_at: float | None = None
-        self.shutdown = asyncio.Event()
-
-    def opened(self) -> None:
-        self.opened_at = self.feed.clock()
-        self.feed.log.info("WebSocket connection established")
-        self.feed._opened(self.shard, self.opened_at)
-
-    def first_data(self) -> None:
-        self.data.set()
-        self.feed._first_data(self.shard, self)
-
-    def malformed(self, reason: str, frame: str | bytes) -> None:
-        self.feed._malformed(reason, frame)
-
-    def server_shutdown(self) -> None:
-        self.shutdown.set()
-
-    def rejected(self, streams: Sequence[str], error: str) -> None:
-        self.feed._rejected(self.shard, streams, error)
+def liveness_bound(heartbeat: float, poll_interval: float, rest_answer: float) -> float:
+    """B of the liveness contract (docs/user-guide.md): the longest a change of a wanted
+    symbol's quote can take to reach consumers while REST answers within `rest_answer`:
+    noticed within `quiet_after` + one check step, in the next poll (an interval later at most,
+    or when the one under way has answered), answered `rest_answer` later."""
+    quiet_after, _, _, step = liveness_timings(heartbeat)
+    return quiet_after + step + max(poll_interval, rest_answer) + rest_answer
 
 
 class Feed:
@@ -158,34 +124,44 @@ class Feed:
         self.policy = policy
         self.clock = clock
         self.log = logging.getLogger(self.display)
-        self.ws_log = logging.getLogger(f"{self.display}WebSocket")
         self.error_log = logging.getLogger(f"{self.display}Error")
         self.consumers: list[Consumer] = []
         self.buffers: list[ConflatingBuffer] = []
-        self.sequencer = Sequencer(self.consumers, consumer_failed=self._consumer_raised)
+        self.counters = FeedCounters()
+        self.sequencer = Sequencer(
+            self.consumers,
+            consumer_failed=self._consumer_raised,
+            rejected=self._rejected_tick,
+            resynced=self._resynced,
+        )
         self.metrics = FeedMetrics(self.sequencer.delivered, clock)
         self.sequencer.latency = self.metrics.record  # a sample per tick with an exchange time
-        self.counters = FeedCounters()
         self.changes: deque[StateChange] = deque(maxlen=100)
         """The latest state changes, oldest first (also sent to `on_state_change`)."""
         self.state_listeners: list[Callable[[StateChange], None]] = []
-        self._transport_seen: dict[str, str] = {}
-        self.shards: list[Shard] = []
+        self.shards: list[ShardSupervisor] = []
+        self._shard_of: dict[str, ShardSupervisor] = {}
         self.poller: Poller | None = None
         self.symbols: dict[str, str | None] = {}
         """Subscribed symbol → why it is on HTTP by the settings (None: routed to WebSocket)."""
         self.refused: dict[str, str] = {}
+        heartbeat = settings.websocket.heartbeat.interval
+        quiet_after, prove_for, grace, self._check_every = liveness_timings(heartbeat)
+        self.coverage = Coverage(quiet_after, prove_for, grace)
+        self.rest_hold = RestHold(clock)
+        self._rest_seen: dict[str, float] = {}
+        """symbol → when REST last answered for it (delivered or not)."""
+        self._reported: dict[str, str] = {}
+        """symbol → the transport last reported in a state change."""
+        self._resynced_once: set[str] = set()
+        self._resubscribed: dict[str, float] = {}
+        """symbol → when it was last resubscribed because its WebSocket lost or refused it."""
         self._shard_ids = itertools.count(1)
-        self._request_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._context: FeedContext | None = None
         self._stopping = False
         self._consumer_failed: set[int] = set()
-        interval = settings.websocket.heartbeat.interval
-        self.staleness = StalenessTracker(floor=2 * interval)
-        self.stale_polled: set[str] = set()
-        """Symbols served by HTTP alone because they went stale on a live connection."""
 
     # --- wiring ------------------------------------------------------------------------------
 
@@ -235,19 +211,20 @@ class Feed:
             session=self._session,
             sink=self.sequencer.streamed,
             clock=self.clock,
-            poll_sink=self.sequencer.polled,
+            poll_sink=self._polled,
             handler_for=self._handler_for,
             messages_for=self._messages_for,
             display_name=self.display,
             connect_budgets=self.connect_budgets,
             plugin_settings=self.settings.plugins,
+            rest_hold=self.rest_hold,
         )
         for prefix, obj in self.settings.plugins.items():
             for field, url in insecure_urls(obj):
                 self.error_log.warning(
                     "%s.%s = %s is not encrypted: %s", prefix, field, url, INSECURE_HINT
                 )
-        self._spawn(self._watch_staleness(), f"{self.name}-staleness")
+        self._spawn(self._watch_coverage(), f"{self.name}-coverage")
         self._spawn(self._sample_metrics(), f"{self.name}-metrics")
         if isinstance(self.adapter, ServerClock):
             self._spawn(self._sync_clock(self.adapter), f"{self.name}-clock")
@@ -268,6 +245,7 @@ class Feed:
                 "cannot check symbols against the exchange (%s); using them", exc
             )
             valid, refused = wanted, {}
+        valid = [s for s in valid if s not in self.symbols]  # subscribed meanwhile
         for symbol, why in refused.items():
             self.error_log.error("%s refused: %s", symbol, why)
         self.refused.update(refused)
@@ -276,15 +254,22 @@ class Feed:
         for symbol in valid:
             reason = why_http(self.settings, self.name, symbol)
             self.symbols[symbol] = reason
+            self.refused.pop(symbol, None)
+            self.sequencer.track(symbol)
             if reason is None:
                 to_ws.append(symbol)
+                self.coverage.add(symbol, 0)
             else:
                 by_reason.setdefault(reason, []).append(symbol)
         for reason, group in by_reason.items():
             self.log.info("HTTP polling for %s (%s)", ", ".join(group), reason)
-            self._poll(group, reason)
+            self._poll(group)
         if to_ws:
+            # polled from the start: the WebSocket takes each symbol over once it has proven
+            # that it delivers it (coverage)
+            self._poll(to_ws)
             await self._place(to_ws)
+        self._report([*to_ws, *itertools.chain.from_iterable(by_reason.values())], "subscribed")
         return refused
 
     async def unsubscribe(self, symbols: Iterable[str]) -> None:
@@ -292,22 +277,23 @@ class Feed:
         for symbol in gone:
             del self.symbols[symbol]
             self.sequencer.forget(symbol)
-            self.staleness.forget(symbol)
-            self.stale_polled.discard(symbol)
+            self.coverage.remove(symbol)
+            self._resubscribed.pop(symbol, None)
             self.metrics.forget(symbol)
+            self._rest_seen.pop(symbol, None)
         if self.poller is not None:
             self.poller.remove(gone)
-        for shard in self.shards:
-            leaving = [s for s in shard.symbols if s in gone]
-            if not leaving:
-                continue
-            shard.symbols = [s for s in shard.symbols if s not in gone]
+        by_shard: dict[ShardSupervisor, list[str]] = {}
+        for symbol in gone:
+            shard = self._shard_of.pop(symbol, None)
+            if shard is not None:
+                by_shard.setdefault(shard, []).append(symbol)
+        for shard, leaving in by_shard.items():
+            await shard.remove(leaving)
             if not shard.symbols:
-                await self._retire(shard)
-            elif shard.conn is not None:
-                await self._control(shard.conn.unsubscribe, "unsubscribe", leaving)
+                await shard.stop()
         self.shards = [s for s in self.shards if s.symbols]
-        self._note_transports()
+        self._report(gone, "unsubscribed")
 
     def _capacity(self) -> int:
         per_symbol = max(1, len(self.adapter.streams_for("X")))
@@ -321,404 +307,237 @@ class Feed:
             if room <= 0 or not pending:
                 continue
             added, pending = pending[:room], pending[room:]
-            shard.symbols.extend(added)
-            if shard.breaker.state is not BreakerState.CLOSED or not shard.live:
-                self._poll(added, "its connection is not streaming yet")
-            if shard.conn is not None:
-                await self._control(shard.conn.subscribe, "subscribe", added)
+            for symbol in added:
+                self._shard_of[symbol] = shard
+            await shard.add(added)
+        settings = self.settings
         while pending:
             group, pending = pending[:capacity], pending[capacity:]
-            shard = Shard(
+            shard = ShardSupervisor(
                 next(self._shard_ids),
-                self.policy.make_backoff(self.settings),
-                self.policy.make_breaker(self.settings, self.clock),
+                group,
+                self,
+                backoff=self.policy.make_backoff(settings),
+                breaker=self.policy.make_breaker(settings, self.clock),
+                heartbeat=settings.websocket.heartbeat.interval,
+                recovery_timeout=settings.websocket.circuit_breaker.recovery_timeout,
+                max_lifetime=self.adapter.limits.max_lifetime,
+                display=self.display,
+                clock=self.clock,
             )
-            shard.symbols = group
+            for symbol in group:
+                self._shard_of[symbol] = shard
             self.shards.append(shard)
-            shard.task = self._spawn(self._supervise(shard), f"{self.name}-shard-{shard.id}")
+            self._spawn(shard.run(), f"{self.name}-shard-{shard.id}")
 
-    async def _retire(self, shard: Shard) -> None:
-        if shard.task is not None:
-            shard.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await shard.task
+    # --- HTTP polling ------------------------------------------------------------------------
 
-    # --- HTTP fallback -----------------------------------------------------------------------
-
-    def _poll(self, symbols: Sequence[str], reason: str) -> None:
+    def _poll(self, symbols: Sequence[str]) -> None:
         if not symbols:
             return
         if self.poller is None:
             try:
-                self.poller = self.host.fallback(self.context, symbols, reason)
+                self.poller = self.host.fallback(self.context, symbols, "subscribed")
             except Exception:
                 self.counters.plugin_errors += 1
                 self.error_log.exception("the fallback plugin raised; %s unserved", symbols)
                 return
             if self.poller is None:
                 self.error_log.error(
-                    "no HTTP fallback plugin can poll %s: %s stay unserved", self.name, symbols
+                    "no HTTP fallback plugin can poll %s: %s are unserved until the WebSocket "
+                    "delivers them",
+                    self.name,
+                    ", ".join(symbols),
                 )
                 return
             self._spawn(self.poller.run(), f"{self.name}-poller")
         self.poller.add(symbols)
-        self._note_transports(reason)
 
     def _unpoll(self, symbols: Sequence[str]) -> None:
-        if self.poller is not None:
+        if self.poller is not None and symbols:
             self.poller.remove(symbols)
-            self._note_transports("WebSocket delivers again")
 
-    def transport_of(self, symbol: str) -> TransportKind | None:
-        """The transport serving `symbol` right now (HTTP while both overlap); None while its
-        connection is not streaming yet, or if it is not subscribed. For many symbols, call
-        `transports()` once."""
-        return self.transports().get(symbol)
+    def _polled(self, tick: Tick, requested_ns: int) -> None:
+        """Every polled quote (the `poll_sink`): sequenced, and noted for the coverage — a
+        delivered one showed a change; any answer shows REST is answering for the symbol."""
+        symbol = tick.symbol
+        now = self.clock()
+        self._rest_seen[symbol] = now
+        if self.sequencer.polled(tick, requested_ns) and symbol in self.coverage:
+            self.coverage.rest_delivered(symbol, now, self.sequencer.streamed_count(symbol))
+
+    # --- which transport serves each symbol (the liveness contract) ---------------------------
+
+    async def _watch_coverage(self) -> None:
+        """Apply `Coverage` every check step: poll what the WebSocket cannot prove it delivers,
+        stop polling what it has proven, react to symbols it silently lost."""
+        while True:
+            await asyncio.sleep(self._check_every)
+            await self._check_coverage()
+
+    async def _check_coverage(self) -> None:
+        shard_of = self._shard_of
+        streamed = self.sequencer.streamed_count
+
+        now = self.clock()
+
+        def open_for(symbol: str) -> float | None:
+            shard = shard_of.get(symbol)
+            opened = shard.opened_at if shard is not None else None
+            return None if opened is None else now - opened
+
+        def down_reason(symbol: str) -> str:
+            shard = shard_of.get(symbol)
+            return shard.down_reason() if shard is not None else "not placed on a connection"
+
+        decisions = self.coverage.evaluate(now, streamed, open_for, down_reason)
+        if decisions:
+            await self._apply(decisions)
+        self._retry_lost(now)
+
+    def _retry_lost(self, now: float) -> None:
+        """A symbol its live WebSocket lost or refused gets a new subscription at most once
+        per breaker recovery timeout (the exchange may have recovered; one control message
+        each). Meanwhile it is polled."""
+        retry_every = self.settings.websocket.circuit_breaker.recovery_timeout
+        for symbol in self.coverage.lost():
+            shard = self._shard_of.get(symbol)
+            if shard is None or not shard.live:
+                continue
+            if now - self._resubscribed.get(symbol, -math.inf) >= retry_every:
+                self._resubscribed[symbol] = now
+                self.counters.stale_resubscribes += 1
+                self._spawn(shard.resubscribe(symbol), f"{self.name}-resubscribe")
+
+    async def _apply(self, decisions: Decisions) -> None:
+        self._poll(decisions.poll)
+        self._unpoll(decisions.unpoll)
+        handed_back = [s for s in decisions.unpoll if s in decisions.changed]
+        if handed_back:
+            self.log.info(
+                "WebSocket streams %s (delivering for a heartbeat interval): HTTP polling for "
+                "%s stopped",
+                ", ".join(handed_back),
+                "it" if len(handed_back) == 1 else "them",
+            )
+        self._report(decisions.changed, "WebSocket proven" if handed_back else "")
+        for symbol in decisions.stale:
+            await self._stale(symbol)
+
+    async def _stale(self, symbol: str) -> None:
+        """REST showed a change of `symbol` that its live WebSocket did not deliver."""
+        shard = self._shard_of.get(symbol)
+        if shard is None or not shard.live:
+            return
+        quiet_after = self.coverage.quiet_after
+        silent = shard.silent_for()
+        if silent >= quiet_after:
+            # the whole connection is silent while the market moves: it is dead, not quiet
+            await shard.fail(
+                "no_data", f"no data for {silent:.1f}s while REST shows {symbol} changing"
+            )
+            return
+        count = self.coverage.stale_count(symbol)
+        if count == 1:
+            self.counters.stale_resubscribes += 1
+            self._resubscribed[symbol] = self.clock()
+            self.error_log.warning(
+                "%s: no update on its live WebSocket while REST shows it changing: served by "
+                "HTTP polling, resubscribing",
+                symbol,
+            )
+            self._spawn(shard.resubscribe(symbol), f"{self.name}-resubscribe")
+        elif count == 2:
+            self.counters.stale_polled += 1
+            self.error_log.warning(
+                "%s: still no update after resubscribing: served by HTTP polling while the "
+                "other symbols stay on WebSocket (resubscribed every %gs until it streams)",
+                symbol,
+                self.settings.websocket.circuit_breaker.recovery_timeout,
+            )
 
     def transports(self) -> dict[str, TransportKind | None]:
-        """The transport serving each subscribed symbol, in one pass: the poller's symbol set is
-        read (copied) once and each shard walked once. A symbol polled over HTTP is on HTTP
-        even while its connection also streams (the two overlap during a hand-over)."""
-        polled = self.poller.symbols if self.poller is not None else frozenset()
-        live = {symbol: shard.live for shard in self.shards for symbol in shard.symbols}
-        out: dict[str, TransportKind | None] = {}
-        for symbol in self.symbols:
-            if symbol in polled or symbol not in live:
-                out[symbol] = TransportKind.HTTP
-            else:
-                out[symbol] = TransportKind.WEBSOCKET if live[symbol] else None
-        return out
+        """The transport serving each subscribed symbol (None: no transport yet)."""
+        return {symbol: self._transport(symbol) for symbol in self.symbols}
 
-    # --- the shard supervisor ----------------------------------------------------------------
+    def transport_of(self, symbol: str) -> TransportKind | None:
+        return self._transport(symbol) if symbol in self.symbols else None
 
-    async def _supervise(self, shard: Shard) -> None:
-        breaker = shard.breaker
-        while not self._stopping and shard.symbols:
-            self._log_transition(breaker.poll(), shard)
-            state = breaker.state
-            if state is BreakerState.EXHAUSTED:
-                await self._wait(shard, None)
+    def _transport(self, symbol: str) -> TransportKind | None:
+        serving = self.coverage.serving(symbol)
+        if serving is not None and serving is not Serving.HTTP:
+            return TransportKind.WEBSOCKET
+        if self.poller is not None:
+            return TransportKind.HTTP
+        return None
+
+    def _report(self, symbols: Iterable[str], reason: str) -> None:
+        """A state change for each symbol whose reported transport changed."""
+        reported = self._reported
+        for symbol in symbols:
+            if symbol not in self.symbols:
+                old = reported.pop(symbol, None)
+                if old is not None:
+                    self._changed("transport", symbol, old, "none", "unsubscribed")
                 continue
-            if state is BreakerState.OPEN:
-                remaining = breaker.remaining_open()
-                if remaining > 0:
-                    await self._wait(shard, remaining)
-                    continue
-            probe = False
-            if breaker.state is BreakerState.HALF_OPEN:
-                if not breaker.try_acquire_probe():
-                    await self._wait(shard, self.settings.websocket.heartbeat.interval)
-                    continue
-                probe = True
-                self.ws_log.info(
-                    "Reconnecting... (probe, attempt %d, after %gs open)",
-                    shard.backoff.attempts + 1,
-                    self.settings.websocket.circuit_breaker.recovery_timeout,
-                )
-            failure = await self._connect_and_run(shard, probe)
-            if self._stopping:
-                return
-            if failure is not None:
-                await self._failed(shard, failure, probe)
+            kind = self._transport(symbol)
+            now = kind.value if kind is not None else "connecting"
+            before = reported.get(symbol, "connecting")
+            if now != before:
+                reported[symbol] = now
+                why = reason or self.coverage.reason(symbol) or "WebSocket delivers"
+                self._changed("transport", symbol, before, now, why)
 
-    async def _connect_and_run(self, shard: Shard, probe: bool) -> TransportFailure | None:
-        listener = _Listener(self, shard, probe)
+    # --- ShardOwner: what the shard supervisors report -----------------------------------------
+
+    def open_connection(
+        self, shard: ShardSupervisor, symbols: Sequence[str], listener: ConnectionListener
+    ) -> Connection | None:
         try:
-            conn = self.host.connect(self.context, "websocket", list(shard.symbols), listener)
-        except Exception as exc:
+            return self.host.connect(self.context, "websocket", symbols, listener)
+        except Exception:
             self.counters.plugin_errors += 1
-            return TransportFailure("connect_failed", f"connect hook raised {exc!r}")
-        if conn is None:
-            return TransportFailure("connect_failed", "no transport plugin answers 'websocket'")
-        shard.conn = conn
-        run = self._spawn(conn.run(), f"{self.name}-conn-{shard.id}")
-        while True:
-            health = self._spawn(self._health(shard, listener), f"{self.name}-health-{shard.id}")
-            rotation = self._spawn(
-                self._rotation(shard, listener), f"{self.name}-rotate-{shard.id}"
-            )
-            failure: TransportFailure | None = None
-            try:
-                await asyncio.shield(run)
-            except TransportFailure as exc:
-                failure = exc
-            except asyncio.CancelledError:
-                run.cancel()
-                with contextlib.suppress(BaseException):  # cancelled: whatever close says, go
-                    await conn.close()
-                raise
-            except Exception as exc:
-                failure = TransportFailure("dropped", f"{type(exc).__name__}: {exc}")
-            finally:
-                health.cancel()
-                rotation.cancel()
-            successor = shard.successor
-            if successor is not None and successor[0] is not conn:
-                # a rotation replaced this connection: supervise the new one from here on
-                conn, run, listener = successor
-                shard.successor = None
-                continue
-            shard.conn = None
-            shard.live = False
-            if shard.opened_at is not None:  # it was up (a failed connect never was)
-                shard.opened_at = None
-                self._changed(
-                    "connection",
-                    f"connection {shard.id}",
-                    "up",
-                    "down",
-                    failure.kind if failure is not None else "closed",
-                )
-            self._note_transports()
-            with contextlib.suppress(Exception):  # it already failed: closing is best effort
-                await conn.close()
-            return failure
+            raise
 
-    async def _health(self, shard: Shard, listener: _Listener) -> None:
-        """A connection is healthy after valid data and one heartbeat interval up (DESIGN §5)."""
-        await listener.data.wait()
-        up_since = listener.opened_at if listener.opened_at is not None else self.clock()
-        hold = up_since + self.settings.websocket.heartbeat.interval - self.clock()
-        await asyncio.sleep(max(0.0, hold))
-        if shard.breaker.state is BreakerState.CLOSED:
-            transition = shard.breaker.record_success()
-            self._log_transition(transition, shard)
-        if shard.backoff.attempts:
-            self.log.info("WebSocket healthy again; reconnection backoff reset")
-        shard.backoff.reset()
+    def connection_up(self, shard: ShardSupervisor) -> None:
+        self._changed("connection", f"connection {shard.id}", "down", "up", "opened")
 
-    def _first_data(self, shard: Shard, listener: _Listener) -> None:
-        shard.live = True
-        breaker = shard.breaker
-        if listener.probe and breaker.state is BreakerState.HALF_OPEN:
-            transition = breaker.record_success()
-            self._log_transition(transition, shard)
-        self._note_transports("WebSocket delivers")
-        polled = [
-            s
-            for s in shard.symbols
-            if self.poller is not None and s in self.poller.symbols and s not in self.stale_polled
-        ]
-        if polled and breaker.state is BreakerState.CLOSED:
-            self.log.info(
-                "WebSocket recovered: %d symbol(s) return from HTTP polling (%s)",
-                len(polled),
-                ", ".join(polled),
-            )
-            self._spawn(self._hand_over(shard, polled), f"{self.name}-handover-{shard.id}")
+    def connection_down(self, shard: ShardSupervisor, reason: str) -> None:
+        self._changed("connection", f"connection {shard.id}", "up", "down", reason)
+        decisions = self.coverage.down(shard.symbols, shard.down_reason())
+        self._poll(decisions.poll)  # at once: not at the next check
+        self._report(decisions.changed, f"connection {reason}")
 
-    async def _hand_over(self, shard: Shard, symbols: list[str]) -> None:
-        """Make-before-break, per symbol: polling for a symbol stops once the WebSocket has
-        delivered it; a symbol that stays quiet is handed over after a grace period."""
-        counts = self.sequencer.streamed_count
-        before = {s: counts(s)[0] for s in symbols}
-        pending = set(symbols)
-        grace = max(2 * self.settings.websocket.heartbeat.interval, 1.0)
-        deadline = self.clock() + grace
-        while pending and shard.live and shard.breaker.state is BreakerState.CLOSED:
-            done = [s for s in pending if counts(s)[0] > before[s]]
-            if done:
-                self._unpoll(done)
-                pending.difference_update(done)
-            if self.clock() >= deadline:
-                break
-            await asyncio.sleep(0.02)
-        if pending and shard.live and shard.breaker.state is BreakerState.CLOSED:
-            self._unpoll(sorted(pending))
-
-    async def _failed(self, shard: Shard, failure: TransportFailure, probe: bool) -> None:
-        shard.live = False
+    def connection_failed(self, shard: ShardSupervisor, failure: TransportFailure) -> None:
         kind = failure.kind
         self.counters.failures[kind] = self.counters.failures.get(kind, 0) + 1
-        shard.failures[kind] = shard.failures.get(kind, 0) + 1
         self.metrics.error(kind)
-        self.error_log.error("WebSocket error... %s: %s", kind, failure.detail)
         for exc in self.host.on_failure(
             Failure(self.name, "websocket", kind, failure.detail, tuple(shard.symbols))
         ):
             self.counters.plugin_errors += 1
             self.error_log.error("an on_failure plugin raised %r", exc)
-        before = shard.breaker.state
-        transition = shard.breaker.record_failure()
-        delay = shard.backoff.next_delay()
-        if delay is None and shard.breaker.state is not BreakerState.EXHAUSTED:
-            transition = shard.breaker.exhaust() or transition
-        self._log_transition(transition, shard)
-        after = shard.breaker.state
-        if after is not BreakerState.CLOSED and before is BreakerState.CLOSED:
-            self._poll(shard.symbols, "circuit breaker open")
-        if after is BreakerState.EXHAUSTED:
-            self._poll(shard.symbols, "WebSocket attempts exhausted")
-            return
-        if after is BreakerState.OPEN:
-            return  # the supervisor waits for the recovery timeout, then probes
-        assert delay is not None
-        self.counters.reconnects += 1
-        shard.reconnects += 1
-        self.ws_log.info("Reconnecting... (attempt %d, delay %gs)", shard.backoff.attempts, delay)
-        await self._wait(shard, delay)
 
-    def _log_transition(self, transition: Any, shard: Shard) -> None:
-        if transition is None:
-            return
-        old, new = transition.old, transition.new
-        self._changed("breaker", f"connection {shard.id}", old.value, new.value, transition.reason)
-        if new is BreakerState.OPEN and old is BreakerState.HALF_OPEN:
-            self.error_log.warning(
-                "circuit breaker OPEN again: the probe failed; next probe in %gs",
-                self.settings.websocket.circuit_breaker.recovery_timeout,
-            )
-        elif new is BreakerState.OPEN:
-            self.error_log.warning(
-                "circuit breaker OPEN after %d consecutive failures: falling back to HTTP "
-                "polling; WebSocket probe in %gs",
-                self.settings.websocket.circuit_breaker.failure_threshold,
-                self.settings.websocket.circuit_breaker.recovery_timeout,
-            )
-        elif new is BreakerState.HALF_OPEN:
-            self.log.info("circuit breaker HALF_OPEN: probing the WebSocket")
-        elif new is BreakerState.CLOSED and old is not BreakerState.CLOSED:
-            self.log.info("circuit breaker CLOSED (was %s)", old.value)
-        elif new is BreakerState.EXHAUSTED:
-            self.error_log.error(
-                "WebSocket gave up after %d consecutive failed attempts: staying on HTTP "
-                "polling until reset (Feed.reset() or `foxtrot-stream` reset control)",
-                self.settings.websocket.reconnect.max_attempts,
-            )
-
-    async def _wait(self, shard: Shard, seconds: float | None) -> None:
-        """Sleep, cut short by `reset()` or `stop()`."""
-        shard.wake.clear()
-        try:
-            async with asyncio.timeout(seconds):
-                await shard.wake.wait()
-        except TimeoutError:
-            pass  # the sleep ran its full length: the usual way out
-
-    # --- rotation ------------------------------------------------------------------------------
-
-    async def _rotation(self, shard: Shard, listener: _Listener) -> None:
-        """Replace the connection before the exchange's lifetime cut or on its shutdown notice:
-        open the new one, wait for its first data, then close the old one."""
-        lifetime = self.adapter.limits.max_lifetime * ROTATE_AT
-        await listener.data.wait()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(lifetime):
-                await listener.shutdown.wait()
-        reason = "server shutdown notice" if listener.shutdown.is_set() else "lifetime"
-        await self._rotate(shard, reason)
-
-    async def _rotate(self, shard: Shard, reason: str) -> None:
-        old = shard.conn
-        if old is None:
-            return
-        self.log.info("rotating WebSocket connection (%s)", reason)
-        listener = _Listener(self, shard, probe=False)
-        conn = self.host.connect(self.context, "websocket", list(shard.symbols), listener)
-        if conn is None:
-            return
-        run = self._spawn(conn.run(), f"{self.name}-conn-{shard.id}")
-        waiter = asyncio.ensure_future(listener.data.wait())
-        await asyncio.wait(
-            {run, waiter},
-            timeout=4 * self.settings.websocket.heartbeat.interval + 10,
-            return_when=asyncio.FIRST_COMPLETED,
+    def breaker_changed(self, shard: ShardSupervisor, transition: Transition) -> None:
+        if transition.new is not BreakerState.CLOSED and transition.old is BreakerState.CLOSED:
+            self.counters.breaker_opens += 1
+        self._changed(
+            "breaker",
+            f"connection {shard.id}",
+            transition.old.value,
+            transition.new.value,
+            transition.reason,
         )
-        waiter.cancel()
-        if not listener.data.is_set() or shard.conn is not old:
-            # the new connection failed, or the old one is already gone: keep to the loop
-            await conn.close()
-            run.cancel()
-            with contextlib.suppress(BaseException):  # the run we just cancelled, or its failure
-                await run
-            if not listener.data.is_set():
-                self.error_log.warning("rotation failed: the new connection sent no data")
-            return
-        self.counters.rotations += 1
-        shard.successor = (conn, run, listener)
-        shard.conn = conn
-        await old.close()
 
-    # --- per-symbol staleness ------------------------------------------------------------------
+    def rejected(self, shard: ShardSupervisor, streams: Sequence[str], error: str) -> None:
+        self.counters.rejected += 1
+        self.metrics.error("rejected")
+        self.error_log.error("the exchange refused %s: %s", ", ".join(streams), error)
+        named = set(streams)
+        symbols = [s for s in shard.symbols if named & set(self.adapter.streams_for(s))]
+        self.coverage.refused(symbols, error)
 
-    async def _watch_staleness(self) -> None:
-        """Check each streamed symbol's age against its own pace (see `staleness`)."""
-        step = self.settings.websocket.heartbeat.interval / 2
-        tracker = self.staleness
-        while True:
-            await asyncio.sleep(step)
-            now = self.clock()
-            for shard in self.shards:
-                healthy = shard.live and shard.breaker.state is BreakerState.CLOSED
-                for symbol in shard.symbols:
-                    if not healthy:
-                        tracker.restart(symbol, now)
-                        continue
-                    count, _ = self.sequencer.streamed_count(symbol)
-                    verdict = tracker.observe(symbol, count, now)
-                    if verdict is Verdict.FRESH:
-                        continue
-                    self._stale_verdict(shard, symbol, verdict, now)
-
-    def _stale_verdict(self, shard: Shard, symbol: str, verdict: Verdict, now: float) -> None:
-        tracker = self.staleness
-        if verdict is Verdict.STALE:
-            self.counters.stale_resubscribes += 1
-            gap = tracker.mean_gap(symbol) or 0.0
-            self.error_log.warning(
-                "%s: no update for %.1fs on a live connection (usually every %.2fs): resubscribing",
-                symbol,
-                tracker.age(symbol, now),
-                gap,
-            )
-            conn = shard.conn
-            if conn is not None:
-                self._spawn(self._resubscribe(conn, symbol), f"{self.name}-resubscribe")
-        elif verdict is Verdict.STILL_STALE:
-            self.counters.stale_polled += 1
-            self.stale_polled.add(symbol)
-            self.error_log.warning(
-                "%s: still no update after resubscribing: served by HTTP polling while the "
-                "other symbols stay on WebSocket",
-                symbol,
-            )
-            self._poll([symbol], "stale on WebSocket")
-        elif verdict is Verdict.RECOVERED and symbol in self.stale_polled:
-            self.stale_polled.discard(symbol)
-            self._unpoll([symbol])
-            self.log.info("%s: updates again on WebSocket; HTTP polling for it stopped", symbol)
-
-    async def _resubscribe(self, conn: Connection, symbol: str) -> None:
-        if await self._control(conn.unsubscribe, "unsubscribe", [symbol]):
-            await self._control(conn.subscribe, "subscribe", [symbol])
-
-    async def _control(
-        self,
-        send: Callable[[Sequence[str]], Awaitable[None]],
-        action: str,
-        symbols: Sequence[str],
-    ) -> bool:
-        """(Un)subscribe on a live connection. A send that fails means the connection is
-        failing: its own run reports that, and the reconnect subscribes every symbol of the
-        shard, so nothing is lost; the failed send is logged and counted, not raised."""
-        try:
-            await send(symbols)
-        except Exception as exc:
-            self.counters.control_errors += 1
-            self.metrics.error("control_send_failed")
-            self.error_log.warning(
-                "could not %s %s on a live connection (%s: %s); its reconnect will",
-                action,
-                ", ".join(symbols),
-                type(exc).__name__,
-                exc,
-            )
-            return False
-        return True
-
-    # --- reports from connections --------------------------------------------------------------
-
-    def _malformed(self, reason: str, frame: str | bytes) -> None:
+    def malformed(self, reason: str, frame: str | bytes) -> None:
         self.counters.malformed += 1
         self.metrics.error("malformed")
         n = self.counters.malformed
@@ -726,38 +545,120 @@ class Feed:
             shown = frame[:200] if isinstance(frame, str) else frame[:200].decode(errors="replace")
             self.error_log.warning("malformed frame #%d (%s): %r", n, reason, shown)
 
-    def _rejected(self, shard: Shard, streams: Sequence[str], error: str) -> None:
-        self.counters.rejected += 1
-        self.metrics.error("rejected")
-        self.error_log.error("the exchange refused %s: %s", ", ".join(streams), error)
+    def control_failed(self) -> None:
+        self.counters.control_errors += 1
+        self.metrics.error("control_send_failed")
+
+    def quiet_confirmed(self, symbols: Sequence[str], since: float) -> bool:
+        seen = self._rest_seen
+        coverage = self.coverage
+        return bool(symbols) and all(
+            seen.get(s, -math.inf) > since and not coverage.pending_evidence(s) for s in symbols
+        )
+
+    # --- reports from the sequencer ------------------------------------------------------------
+
+    def _rejected_tick(self, reason: str, tick: Tick) -> None:
+        self.malformed(reason, repr(tick))
+
+    def _resynced(self, symbol: str, old: tuple[int, int], new: tuple[int, int]) -> None:
+        self.counters.resyncs += 1
+        if symbol not in self._resynced_once:  # logged once per symbol, counted every time
+            self._resynced_once.add(symbol)
+            self.error_log.warning(
+                "%s: the exchange's ids went back from %s to %s and kept going (an exchange "
+                "restart, or a corrupt id): ordering continues from the new ids",
+                symbol,
+                old,
+                new,
+            )
 
     # --- control -------------------------------------------------------------------------------
 
     def reset(self, connection: int | None = None) -> int:
         """Reset open or exhausted breakers (an operator's action): every connection's, or only
         `connection`'s; returns how many were reset. The connection retries at once."""
-        count = 0
-        for shard in self.shards:
-            if connection is not None and shard.id != connection:
-                continue
-            if shard.breaker.state is not BreakerState.CLOSED:
-                self._log_transition(shard.breaker.reset(), shard)
-                shard.backoff.reset()
-                shard.wake.set()
-                count += 1
-        return count
+        return sum(shard.reset() for shard in self.shards if connection in (None, shard.id))
 
     def describe_symbol(self, symbol: str) -> tuple[str, str]:
-        return describe_symbol(self, symbol)
+        """(transport, breaker state) of a symbol, as the live table shows them."""
+        kind = self.transport_of(symbol)
+        shard = self._shard_of.get(symbol)
+        breaker = shard.breaker.state.value if shard is not None else "—"
+        return (kind.value if kind is not None else "connecting", breaker)
+
+    @property
+    def rotations(self) -> int:
+        """Connections replaced before the exchange's lifetime cut or on its shutdown notice."""
+        return sum(shard.rotations for shard in self.shards)
+
+    def breaker_states(self) -> dict[int, BreakerState]:
+        return {shard.id: shard.breaker.state for shard in self.shards}
 
     @property
     def stopped(self) -> bool:
         """True once `stop()` was called."""
         return self._stopping
 
+    # --- status --------------------------------------------------------------------------------
+
+    def record(self) -> FeedRecord:
+        """What status is built from: the feed's state as records (`status.FeedRecord`)."""
+        coverage = self.coverage
+        routes: dict[str, SymbolRoute] = {}
+        for symbol, routed in self.symbols.items():
+            kind = self._transport(symbol)
+            shard = self._shard_of.get(symbol)
+            if routed is not None:
+                reason = routed
+            elif kind is TransportKind.WEBSOCKET:
+                reason = coverage.reason(symbol)
+            else:
+                reason = coverage.reason(symbol) or "connecting"
+            routes[symbol] = SymbolRoute(
+                transport=kind.value if kind is not None else "connecting",
+                reason=reason,
+                connection=shard.id if shard is not None else None,
+                breaker=shard.breaker.state.value if shard is not None else "—",
+                routed=routed is not None,
+                stale=coverage.stale_count(symbol) > 0 and coverage.serving(symbol) is Serving.HTTP,
+            )
+        poller = self.poller
+        return FeedRecord(
+            adapter=self.name,
+            display_name=self.display,
+            stopped=self._stopping,
+            now=self.clock(),
+            symbols=routes,
+            shards=[shard.record() for shard in self.shards],
+            metrics=self.metrics,
+            sequenced=self.sequencer.counts,
+            per_symbol=self.sequencer.per_symbol,
+            counters=self.counters,
+            http=HttpStatus(
+                symbols=sorted(poller.symbols) if poller is not None else [],
+                polls=getattr(poller, "polls", 0),
+                failed_polls=getattr(poller, "failed_polls", 0),
+                rate_limited=getattr(poller, "rate_limited", 0),
+                rate_limit_wait_seconds=float(getattr(poller, "rate_limit_wait", 0.0)),
+                weight_holds=getattr(poller, "weight_holds", 0),
+                used_weight=getattr(poller, "used_weight", None),
+                held_seconds=round(self.rest_hold.remaining(), 3),
+                unchanged=self.sequencer.counts.polled_unchanged,
+                superseded=self.sequencer.counts.polled_superseded,
+            ),
+            consumer_dropped=sum(b.dropped for b in self.buffers),
+            connect_budgets=[
+                ConnectBudgetStatus(host, b.attempts, b.waits, round(b.waited, 3))
+                for host, b in sorted(self.connect_budgets.items())
+            ],
+            refused=dict(self.refused),
+            changes=list(self.changes),
+        )
+
     def status_record(self) -> AdapterStatus:
         """Everything the guide's Monitoring section names, as typed records (`status`)."""
-        return adapter_status(self)
+        return adapter_status(self.record())
 
     def status(self) -> dict[str, Any]:
         """`status_record()` as plain JSON-safe data. Call on the feed's loop."""
@@ -766,15 +667,10 @@ class Feed:
 
     async def status_async(self) -> dict[str, Any]:
         """`status()`, letting the loop run between chunks of symbols (for many symbols)."""
-        plain: dict[str, Any] = to_plain(await adapter_status_async(self))
+        plain: dict[str, Any] = to_plain(await adapter_status_async(self.record()))
         return plain
 
     # --- state changes -------------------------------------------------------------------------
-
-    def _opened(self, shard: Shard, at: float) -> None:
-        shard.opened_at = at
-        shard.connects += 1
-        self._changed("connection", f"connection {shard.id}", "down", "up", "opened")
 
     def _changed(self, kind: str, subject: str, old: str, new: str, reason: str) -> None:
         change = StateChange(self.name, kind, subject, old, new, reason, time.time())
@@ -789,20 +685,7 @@ class Feed:
             self.counters.plugin_errors += 1
             self.error_log.error("an on_state_change plugin raised %r", exc)
 
-    def _note_transports(self, reason: str = "") -> None:
-        """Report each symbol whose transport changed since the last call."""
-        seen = self._transport_seen
-        for symbol in list(seen):
-            if symbol not in self.symbols:
-                self._changed("transport", symbol, seen.pop(symbol), "none", "unsubscribed")
-        for symbol, kind in sorted(self.transports().items()):
-            now = kind.value if kind is not None else "connecting"
-            before = seen.get(symbol, "connecting")
-            if now != before:
-                seen[symbol] = now
-                self._changed("transport", symbol, before, now, reason)
-
-    # --- metrics tasks -------------------------------------------------------------------------
+    # --- background tasks ----------------------------------------------------------------------
 
     async def _sample_metrics(self) -> None:
         while True:
@@ -810,14 +693,22 @@ class Feed:
             await asyncio.sleep(1.0)
 
     async def _sync_clock(self, source: ServerClock) -> None:
-        """Round trips to the exchange's time endpoint: four at start, then one a minute."""
+        """Round trips to the exchange's time endpoint: four at start, then one a minute; none
+        while the exchange has asked us to hold REST requests (a 429, or a 418 ban)."""
         done = 0
         warned = False
         offset = self.metrics.clock_offset
         while True:
+            held = self.rest_hold.remaining()
+            if held > 0:
+                await asyncio.sleep(held)
+                continue
             sent = time.time()
             try:
                 server_ms = await source.server_time(self.context.session)
+            except RateLimited as exc:
+                self.rest_hold.hold(exc.retry_after, str(exc))
+                continue
             except PollError as exc:
                 if not warned:  # once until it works again
                     warned = True
@@ -831,17 +722,11 @@ class Feed:
             done += 1
             await asyncio.sleep(0.2 if done < 4 else CLOCK_SYNC_EVERY)
 
-    def breaker_states(self) -> dict[int, BreakerState]:
-        return {shard.id: shard.breaker.state for shard in self.shards}
-
     async def stop(self) -> None:
-        """Cancel and await every task, close every connection, the poller and the session."""
+        """Stop every shard, the poller and every task; deliver what buffered consumers hold."""
         self._stopping = True
         for shard in self.shards:
-            shard.wake.set()
-            if shard.conn is not None:
-                with contextlib.suppress(Exception):  # stopping: a failing close changes nothing
-                    await shard.conn.close()
+            await shard.stop()
         if self.poller is not None:
             await self.poller.close()
         tasks = list(self._tasks)
@@ -861,11 +746,3 @@ class Feed:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-
-def describe_symbol(feed: Feed, symbol: str) -> tuple[str, str]:
-    """(transport, breaker state) of a symbol, as the live table shows them."""
-    transport = feed.transport_of(symbol)
-    shard = next((s for s in feed.shards if symbol in s.symbols), None)
-    breaker = shard.breaker.state.value if shard is not None else "—"
-    return (transport.value if transport is not None else "connecting", breaker)

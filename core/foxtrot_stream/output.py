@@ -128,7 +128,7 @@ class LiveTable:
         now = time.monotonic()
         if now - self._built >= self.STATUS_EVERY:
             self._built = now
-            self._records = [await adapter_status_async(feed) for feed in self.feeds]
+            self._records = [await adapter_status_async(feed.record()) for feed in self.feeds]
         self.live.update(self.render())
 
     def stop(self) -> None:

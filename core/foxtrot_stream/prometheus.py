@@ -174,5 +174,5 @@ class FeedCollector(Collector):
 async def exposition(feeds: Sequence[Feed]) -> bytes:
     """The text format for one scrape (statuses built letting the loop run in between)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FeedCollector([(f, await adapter_status_async(f)) for f in feeds]))
+    registry.register(FeedCollector([(f, await adapter_status_async(f.record())) for f in feeds]))
     return generate_latest(registry)

@@ -145,6 +145,35 @@ class PollError(Exception):
     """A poll failed (network error, timeout, 5xx); the poller retries at its next interval."""
 
 
+class RateLimited(PollError):
+    """A REST request the exchange refused for its rate limit (HTTP 429, or 418: banned)."""
+
+    def __init__(self, message: str, retry_after: float, *, banned: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.banned = banned
+
+
+class RestHold:
+    """When the exchange's REST API may be asked again: one per feed, shared by everything
+    that sends it requests (the poller, the clock sync), so that a 429 or a 418 ban seen by one
+    stops all of them until its `Retry-After` has passed (requests during a ban lengthen it)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.until = 0.0
+        self.reason = ""
+
+    def hold(self, seconds: float, reason: str) -> None:
+        until = self.clock() + seconds
+        if until > self.until:
+            self.until, self.reason = until, reason
+
+    def remaining(self) -> float:
+        """Seconds until REST may be asked again (0.0: now)."""
+        return max(0.0, self.until - self.clock())
+
+
 class ConnectionEvents(Protocol):
     """What a frame handler reports back to the connection that owns it.
 
@@ -166,6 +195,9 @@ class ConnectionListener(Protocol):
 
     def first_data(self) -> None:
         """The first valid tick arrived on this connection."""
+
+    def pong(self) -> None:
+        """The exchange answered one of our pings (`Connection.ping`)."""
 
     def malformed(self, reason: str, frame: str | bytes) -> None:
         """A frame could not be decoded; counted, never a failure."""
@@ -237,17 +269,32 @@ class ServerClock(Protocol):
 
 
 class Connection(Protocol):
-    """A live transport connection returned by the `connect` hook."""
+    """A live transport connection returned by the `connect` hook.
+
+    It is the wire alone: its supervisor judges its health from `frames` and the pongs it
+    reports to its listener, and ends it with `close(failure)` when it is dead.
+    """
+
+    frames: int
+    """Frames received so far (data and control answers); the supervisor watches it grow."""
 
     async def run(self) -> None:
-        """Receive until closed; raise `TransportFailure` when the connection fails."""
+        """Open, then receive until closed; raise `TransportFailure` when the connection fails
+        (or the failure `close` was given). Symbols (un)subscribed while it was opening are
+        (un)subscribed as soon as it is open."""
+        ...
+
+    async def ping(self) -> None:
+        """Send one heartbeat ping; the answer goes to the listener's `pong()`."""
         ...
 
     async def subscribe(self, symbols: Sequence[str]) -> None: ...
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None: ...
 
-    async def close(self) -> None: ...
+    async def close(self, failure: TransportFailure | None = None) -> None:
+        """Close: `run()` then returns, or raises `failure` if one is given."""
+        ...
 
 
 class Poller(Protocol):
@@ -335,3 +382,5 @@ class FeedContext:
     """host → the `ConnectBudget` every connection to that host draws from (shared by feeds)."""
     plugin_settings: Mapping[str, Any] = attrs.Factory(dict)
     """Each plugin's own settings object, by settings key (`http_fallback` → its attrs class)."""
+    rest_hold: RestHold | None = None
+    """The feed's REST hold: a poller that meets a 429 or 418 holds it (see `RestHold`)."""

@@ -1,26 +1,63 @@
 """A feed's state as typed records (attrs) and as plain data (cattrs): what `status()` returns.
 
-Built on demand from the feed's counters and `FeedMetrics`; nothing here runs per tick.
+Built on demand from the records the runtime publishes (`FeedRecord`: the feed's routes and
+counters, its shard supervisors' `ShardRecord`s, and `FeedMetrics`), never from the feed
+itself; nothing here runs per tick.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import attrs
 import cattrs
 
 from foxtrot_stream.breaker import BreakerState
-from foxtrot_stream.metrics import LatencyStats, latency_pair, pool
+from foxtrot_stream.metrics import FeedMetrics, LatencyStats, latency_pair, pool
 from foxtrot_stream.records import StateChange
-
-if TYPE_CHECKING:
-    from foxtrot_stream.feed import Feed
+from foxtrot_stream.sequencer import SequencerCounts
+from foxtrot_stream.supervisor import ShardRecord
 
 _converter = cattrs.Converter()
+
+
+@attrs.define
+class FeedCounters:
+    """A feed's event counts since it started (the runtime writes them, status reads them)."""
+
+    malformed: int = 0
+    """Frames that could not be decoded, and ticks refused at the edge (sequencer)."""
+    failures: dict[str, int] = attrs.Factory(dict)
+    consumer_errors: int = 0
+    plugin_errors: int = 0
+    rejected: int = 0
+    """Subscriptions the exchange refused."""
+    stale_resubscribes: int = 0
+    control_errors: int = 0
+    """(Un)subscribe messages that could not be sent on a live connection."""
+    stale_polled: int = 0
+    resyncs: int = 0
+    """Times a symbol's exchange ids went back and ordering restarted from the new ones."""
+    breaker_opens: int = 0
+
+
+@attrs.frozen
+class SymbolRoute:
+    """Which transport serves a symbol now, and why (published by the feed)."""
+
+    transport: str
+    """websocket | http | connecting (neither yet)"""
+    reason: str
+    """Why it is not (or not only) on the WebSocket: "" when streamed normally."""
+    connection: int | None
+    breaker: str
+    routed: bool
+    """On HTTP by the settings (not by a failure)."""
+    stale: bool
+    """On HTTP because its live WebSocket stopped delivering it."""
 
 
 @attrs.frozen
@@ -44,6 +81,10 @@ class SymbolStatus:
     dropped_stale: int
     stale_on_websocket: bool
     """Served by HTTP alone because it went stale on a live connection."""
+    reason: str
+    """Why it is on HTTP (or polled while on the WebSocket): "" when streamed normally."""
+    resyncs: int
+    """Times its exchange ids went back and ordering restarted from the new ones."""
 
 
 @attrs.frozen
@@ -83,6 +124,12 @@ class HttpStatus:
     rate_limit_wait_seconds: float
     weight_holds: int
     used_weight: int | None
+    held_seconds: float
+    """Seconds until REST may be asked again (a 429/418 Retry-After or the weight limit)."""
+    unchanged: int = 0
+    """Answers equal to the quote consumers already had (not delivered again)."""
+    superseded: int = 0
+    """Answers asked before a newer streamed tick arrived (not delivered)."""
 
 
 @attrs.frozen
@@ -116,6 +163,7 @@ class AdapterStatus:
     malformed_frames: int
     rejected_subscriptions: int
     stale_resubscribes: int
+    resyncs: int
     dropped_duplicate: int
     dropped_stale: int
     consumer_dropped: int
@@ -128,82 +176,101 @@ class AdapterStatus:
     recent_changes: list[StateChange]
 
 
+@attrs.frozen
+class FeedRecord:
+    """A feed's state, as it publishes it for status (`Feed.record()`)."""
+
+    adapter: str
+    display_name: str
+    stopped: bool
+    now: float
+    """The feed's clock when the record was taken."""
+    symbols: dict[str, SymbolRoute]
+    shards: list[ShardRecord]
+    metrics: FeedMetrics
+    sequenced: SequencerCounts
+    per_symbol: dict[str, SequencerCounts]
+    counters: FeedCounters
+    http: HttpStatus
+    consumer_dropped: int
+    connect_budgets: list[ConnectBudgetStatus]
+    refused: dict[str, str]
+    changes: list[StateChange]
+
+
 def to_plain(record: Any) -> Any:
     """attrs records → dicts, lists and scalars (JSON-safe)."""
     return _converter.unstructure(record)
 
 
-def _state(feed: Feed, symbols: list[SymbolStatus]) -> str:
-    if feed.stopped:
+def _state(record: FeedRecord, symbols: list[SymbolStatus]) -> str:
+    if record.stopped:
         return "stopped"
-    states = {shard.breaker.state for shard in feed.shards}
+    states = {shard.breaker for shard in record.shards}
     if BreakerState.EXHAUSTED in states:
         return "exhausted"
-    if states - {BreakerState.CLOSED} or feed.stale_polled:
+    routes = record.symbols
+    if states - {BreakerState.CLOSED} or any(r.stale for r in routes.values()):
         return "degraded"
     if not symbols:
         return "connecting"
     # symbols routed to HTTP by the settings are where they belong
-    streamed = [s.transport for s in symbols if feed.symbols.get(s.symbol) is None]
+    streamed = [s.transport for s in symbols if not routes[s.symbol].routed]
     if not streamed:
         return "polling"
     if all(t == "websocket" for t in streamed):
         return "streaming"
-    if "http" in streamed:
-        return "recovering"  # make-before-break: back on WebSocket once it delivers each symbol
-    return "connecting"
+    if any(shard.connects == 0 for shard in record.shards):
+        return "connecting"
+    if any(not shard.live for shard in record.shards):
+        return "degraded"  # reconnecting: its symbols are polled meanwhile
+    return "recovering"  # make-before-break: polled until the WebSocket has proven each symbol
 
 
 #: `adapter_status_async` lets the loop run between chunks of this many symbols.
 CHUNK = 50
 
 
-def adapter_status(feed: Feed) -> AdapterStatus:
+def adapter_status(record: FeedRecord) -> AdapterStatus:
     """The feed's status, built in one go (call on the feed's loop)."""
-    *_, status = _build(feed)
+    *_, status = _build(record)
     assert status is not None
     return status
 
 
-async def adapter_status_async(feed: Feed) -> AdapterStatus:
+async def adapter_status_async(record: FeedRecord) -> AdapterStatus:
     """The same, letting the feed's loop run between chunks of `CHUNK` symbols, so a status
     page over thousands of symbols never holds up the ticks for long."""
-    for step in _build(feed):
+    for step in _build(record):
         if step is not None:
             return step
         await asyncio.sleep(0)
     raise AssertionError("_build ends with the status")
 
 
-def _build(feed: Feed) -> Iterator[AdapterStatus | None]:
+def _build(record: FeedRecord) -> Iterator[AdapterStatus | None]:
     """Yields None between chunks of symbols, then the status."""
-    metrics = feed.metrics
-    now = feed.clock()
+    metrics = record.metrics
+    now = record.now
     now_ns = time.time_ns()
     offset = metrics.clock_offset.offset
     uncertainty = metrics.clock_offset.uncertainty
-    shard_of = {symbol: shard for shard in feed.shards for symbol in shard.symbols}
-    transports = feed.transports()
-    per_symbol = feed.sequencer.per_symbol
+    per_symbol = record.per_symbol
     symbols: list[SymbolStatus] = []
     windows: dict[str, list[float]] = {}
-    for i, symbol in enumerate(sorted(feed.symbols)):
+    for i, (symbol, route) in enumerate(sorted(record.symbols.items())):
         if i and i % CHUNK == 0:
             yield None
-            if symbol not in feed.symbols:
-                continue  # unsubscribed meanwhile
         m = metrics.symbol(symbol)
-        transport = transports.get(symbol)
-        shard = shard_of.get(symbol)
         window = windows[symbol] = m.window(now_ns)
         counts = per_symbol.get(symbol)
         latency, corrected = latency_pair(window, offset)
         symbols.append(
             SymbolStatus(
                 symbol=symbol,
-                transport=transport.value if transport is not None else "connecting",
-                breaker=shard.breaker.state.value if shard is not None else "—",
-                connection=shard.id if shard is not None else None,
+                transport=route.transport,
+                breaker=route.breaker,
+                connection=route.connection,
                 ticks=m.ticks,
                 updates_per_second=round(m.rate(now), 3),
                 last_update_age=round((now_ns - m.last_ns) / 1e9, 3) if m.last_ns else None,
@@ -211,53 +278,47 @@ def _build(feed: Feed) -> Iterator[AdapterStatus | None]:
                 latency_corrected_ms=corrected,
                 dropped_duplicate=counts.duplicate if counts else 0,
                 dropped_stale=counts.stale if counts else 0,
-                stale_on_websocket=symbol in feed.stale_polled,
+                stale_on_websocket=route.stale,
+                reason=route.reason,
+                resyncs=counts.resyncs if counts else 0,
             )
         )
     by_symbol = {s.symbol: s for s in symbols}
 
-    def pooled(names: list[str]) -> tuple[LatencyStats, LatencyStats | None]:
+    def pooled(names: Iterable[str]) -> tuple[LatencyStats, LatencyStats | None]:
         return latency_pair(pool(windows[name] for name in names if name in windows), offset)
 
-    shard_latency = {shard.id: pooled(shard.symbols) for shard in feed.shards}
-    connections = [
-        ConnectionStatus(
-            id=shard.id,
-            symbols=len(shard.symbols),
-            live=shard.live,
-            breaker=shard.breaker.state.value,
-            breaker_seconds_in_state=round(shard.breaker.time_in_state(), 3),
-            consecutive_failures=shard.breaker.consecutive_failures,
-            uptime=round(now - shard.opened_at, 3) if shard.opened_at is not None else None,
-            connects=shard.connects,
-            reconnects=shard.reconnects,
-            failures=dict(shard.failures),
-            updates_per_second=round(
-                sum(by_symbol[s].updates_per_second for s in shard.symbols if s in by_symbol), 3
-            ),
-            latency_ms=shard_latency[shard.id][0],
-            latency_corrected_ms=shard_latency[shard.id][1],
+    connections = []
+    for shard in record.shards:
+        latency, corrected = pooled(shard.symbols)
+        connections.append(
+            ConnectionStatus(
+                id=shard.id,
+                symbols=len(shard.symbols),
+                live=shard.live,
+                breaker=shard.breaker.value,
+                breaker_seconds_in_state=round(shard.breaker_seconds_in_state, 3),
+                consecutive_failures=shard.consecutive_failures,
+                uptime=round(now - shard.opened_at, 3) if shard.opened_at is not None else None,
+                connects=shard.connects,
+                reconnects=shard.reconnects,
+                failures=dict(shard.failures),
+                updates_per_second=round(
+                    sum(by_symbol[s].updates_per_second for s in shard.symbols if s in by_symbol),
+                    3,
+                ),
+                latency_ms=latency,
+                latency_corrected_ms=corrected,
+            )
         )
-        for shard in feed.shards
-    ]
-    poller = feed.poller
-    http = HttpStatus(
-        symbols=sorted(poller.symbols) if poller is not None else [],
-        polls=getattr(poller, "polls", 0),
-        failed_polls=getattr(poller, "failed_polls", 0),
-        rate_limited=getattr(poller, "rate_limited", 0),
-        rate_limit_wait_seconds=float(getattr(poller, "rate_limit_wait", 0.0)),
-        weight_holds=getattr(poller, "weight_holds", 0),
-        used_weight=getattr(poller, "used_weight", None),
-    )
     clock = metrics.clock_offset
-    counters = feed.counters
+    counters = record.counters
     latency, latency_corrected = pooled(list(windows))
-    sequenced = feed.sequencer.counts
+    sequenced = record.sequenced
     yield AdapterStatus(
-        adapter=feed.name,
-        display_name=feed.display,
-        state=_state(feed, symbols),
+        adapter=record.adapter,
+        display_name=record.display_name,
+        state=_state(record, symbols),
         ticks=sum(s.ticks for s in symbols),
         updates_per_second=round(sum(s.updates_per_second for s in symbols), 3),
         latency_ms=latency,
@@ -271,27 +332,25 @@ def _build(feed: Feed) -> Iterator[AdapterStatus | None]:
             "rejected": counters.rejected,
             "control_send_failed": counters.control_errors,
         },
-        reconnects=counters.reconnects,
-        rotations=counters.rotations,
+        reconnects=sum(shard.reconnects for shard in record.shards),
+        rotations=sum(shard.rotations for shard in record.shards),
         malformed_frames=counters.malformed,
         rejected_subscriptions=counters.rejected,
         stale_resubscribes=counters.stale_resubscribes,
+        resyncs=counters.resyncs,
         dropped_duplicate=sequenced.duplicate,
         dropped_stale=sequenced.stale,
-        consumer_dropped=sum(b.dropped for b in feed.buffers),
+        consumer_dropped=record.consumer_dropped,
         consumer_errors=counters.consumer_errors,
         plugin_errors=counters.plugin_errors,
-        http=http,
+        http=record.http,
         clock=ClockStatus(
             offset_ms=round(offset * 1e3, 3) if offset is not None else None,
             uncertainty_ms=round(uncertainty * 1e3, 3) if uncertainty is not None else None,
             samples=clock.total,
             last_sync_age=round(time.time() - clock.last_sync, 3) if clock.last_sync else None,
         ),
-        connect_budgets=[
-            ConnectBudgetStatus(host, b.attempts, b.waits, round(b.waited, 3))
-            for host, b in sorted(feed.connect_budgets.items())
-        ],
-        refused=dict(feed.refused),
-        recent_changes=list(feed.changes),
+        connect_budgets=record.connect_budgets,
+        refused=dict(record.refused),
+        recent_changes=list(record.changes),
     )

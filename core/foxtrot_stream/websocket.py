@@ -1,10 +1,11 @@
 """The built-in WebSocket transport (aiohttp), returned by the core's `connect` hookimpl.
 
-One connection carries one shard's symbols. It never stalls silently: it pings every
-heartbeat interval and fails when a pong does not come back before the next ping, and it fails
-when no frame at all has arrived for twice the interval. Every frame it sends (pings, pongs,
-control messages) goes through a sliding one-second window sized below the exchange's limit on
-incoming messages, so a burst of subscriptions can never get the connection dropped.
+One connection carries one shard's symbols. This is the wire alone: open, read frames into the
+adapter's handler, answer the exchange's pings, send ours when its supervisor asks (`ping`),
+(un)subscribe, close. Its health (pong timeouts, silence, backoff) is judged by the shard
+supervisor, on the frame count and pongs this connection reports. Every frame it sends (pings,
+pongs, control messages) goes through a sliding one-second window sized below the exchange's
+limit on incoming messages, so a burst of subscriptions can never get the connection dropped.
 """
 
 from __future__ import annotations
@@ -25,9 +26,6 @@ import aiohttp
 from foxtrot_stream.model import Tick
 from foxtrot_stream.records import ConnectionListener, FeedContext, TransportFailure
 
-#: Minimum seconds between our pings, whatever the heartbeat setting: pings count against the
-#: exchange's incoming-message limit.
-MIN_PING_INTERVAL = 1.0
 #: Window over which the send budget is counted; a little over a second, so that clock skew
 #: between us and the exchange cannot put one message too many into its one-second window.
 SEND_WINDOW = 1.1
@@ -145,13 +143,12 @@ class WebSocketConnection:
         self.listener = listener
         self.symbols = tuple(symbols)
         interval = context.settings.websocket.heartbeat.interval
-        self.interval = interval
-        self.ping_interval = max(interval, MIN_PING_INTERVAL)
         self.connect_timeout = max(1.0, min(10.0, 2 * interval))
         limit = int(self.adapter.limits.max_control_messages_per_second)
         # one message per second is left for our pongs to the exchange's pings
         self.window = SendWindow(limit - 1)
         self.frames = 0
+        """Frames received (data and control answers): the supervisor watches it grow."""
         self.got_data = False
         self.opened_at: float | None = None
         self._ws: _WS | None = None
@@ -162,7 +159,6 @@ class WebSocketConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._deliver = context.sink
         self._sink: Callable[[Tick], None] = self._first_sink
-        self._pong_seen = True
 
     # --- the connection's own frame-handler callbacks (ConnectionEvents) ---------------------
 
@@ -190,16 +186,29 @@ class WebSocketConnection:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        streams = [s for sym in self.symbols for s in self.adapter.streams_for(sym)]
-        url, rest = self.adapter.open_url(streams)
+        url_streams = [s for sym in self.symbols for s in self.adapter.streams_for(sym)]
+        url, rest = self.adapter.open_url(url_streams)
         ws = await self._open(url)
         self._ws = ws
+        if self._closing or self._failure is not None:  # closed while it was opening
+            await ws.close()
+            if self._failure is not None:
+                raise self._failure
+            return
         self.opened_at = time.monotonic()
         self.listener.opened()
         handler = self.context.handler_for(self._sink_proxy, self)
-        self._spawn(self._heartbeat(ws))
-        if rest:
-            self._spawn(self._send_control("SUBSCRIBE", rest))
+        # symbols may have been added or removed while the handshake was under way: the URL
+        # has the symbols of when it was built, the connection must carry those of now
+        wanted = [s for sym in self.symbols for s in self.adapter.streams_for(sym)]
+        in_url = set(url_streams) - set(rest)
+        missing = [s for s in wanted if s not in in_url]
+        keep = set(wanted)
+        gone = [s for s in url_streams if s in in_url and s not in keep]
+        if missing:
+            self._spawn(self._send_control("SUBSCRIBE", missing))
+        if gone:
+            self._spawn(self._send_control("UNSUBSCRIBE", gone))
         try:
             await self._read(ws, handler)
         finally:
@@ -256,7 +265,7 @@ class WebSocketConnection:
                 # pongs use the one message per second the send window leaves free
                 await ws.pong(msg.data)
             elif kind is aiohttp.WSMsgType.PONG:
-                self._pong_seen = True
+                self.listener.pong()
             elif self._failure is not None:
                 raise self._failure
             elif self._closing:
@@ -269,38 +278,13 @@ class WebSocketConnection:
                     "dropped", f"closed by the exchange (code {ws.close_code}{reason})"
                 )
 
-    async def _heartbeat(self, ws: _WS) -> None:
-        """Ping every interval; fail on a missing pong or on 2× the interval without data."""
-        frames_seen = self.frames
-        quiet_since = time.monotonic()
-        self._pong_seen = True
-        last_ping = time.monotonic()
-        step = min(self.interval, self.ping_interval) / 2
-        while not ws.closed:
-            await asyncio.sleep(step)
-            now = time.monotonic()
-            if self.frames != frames_seen:
-                frames_seen = self.frames
-                quiet_since = now
-            elif now - quiet_since >= 2 * self.interval:
-                await self._fail("no_data", f"no data for {now - quiet_since:.1f}s")
-                return
-            if now - last_ping >= self.ping_interval:
-                if not self._pong_seen:
-                    await self._fail(
-                        "pong_timeout", f"no pong within {now - last_ping:.1f}s of our ping"
-                    )
-                    return
-                self._pong_seen = False
-                last_ping = now
-                await self.window.acquire()
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await ws.ping(os.urandom(4))
-
-    async def _fail(self, kind: str, detail: str) -> None:
-        self._failure = TransportFailure(kind, detail)
-        if self._ws is not None:
-            await self._ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=kind.encode())
+    async def ping(self) -> None:
+        """A protocol ping; the exchange's pong reaches `listener.pong()`."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            return
+        await self.window.acquire()
+        await ws.ping(os.urandom(4))
 
     async def _send_control(self, method: str, streams: Sequence[str]) -> None:
         ws = self._ws
@@ -335,10 +319,20 @@ class WebSocketConnection:
         if streams:
             await self._send_control("UNSUBSCRIBE", streams)
 
-    async def close(self) -> None:
-        self._closing = True
-        if self._ws is not None and not self._ws.closed:
-            await self._ws.close()
+    async def close(self, failure: TransportFailure | None = None) -> None:
+        """Close; with `failure`, `run()` raises it (the supervisor judged the connection dead),
+        without, `run()` returns."""
+        if failure is not None and self._failure is None:
+            self._failure = failure
+        else:
+            self._closing = True
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            code = aiohttp.WSCloseCode.GOING_AWAY if failure is not None else None
+            if code is None:
+                await ws.close()
+            else:
+                await ws.close(code=code, message=failure.kind.encode() if failure else b"")
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[call-overload]

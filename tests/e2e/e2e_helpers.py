@@ -7,6 +7,7 @@ failures / 1 s, polling every 0.2 s) so each scenario runs in a few seconds.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from foxtrot_stream.feed import Feed
+from foxtrot_stream.feed import Feed, liveness_bound
 from foxtrot_stream.model import Tick, TransportKind
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.settings import Settings, load
@@ -67,6 +68,15 @@ class Recorder:
     def first_after(self, when: float, transport: TransportKind) -> float | None:
         return next((at for at, t in self.ticks if at >= when and t.transport is transport), None)
 
+    def max_gap(self, symbol: str, since: float | None = None, until: float | None = None) -> float:
+        """The longest time without a delivered tick of `symbol` in [since, until], counted
+        from its first tick at the earliest; until now if `until` is None."""
+        arrivals = [at for at, t in self.ticks if t.symbol == symbol]
+        start = arrivals[0] if since is None else max(since, arrivals[0])
+        end = time.time() if until is None else until
+        points = [start, *(at for at in arrivals if start < at < end), end]
+        return max(b - a for a, b in itertools.pairwise(points))
+
     def assert_no_duplicate_or_out_of_order(self) -> None:
         last: dict[str, tuple[int, int]] = {}
         last_quote: dict[str, tuple[float, ...]] = {}
@@ -81,6 +91,16 @@ class Recorder:
                 quote = (t.bid, t.bid_qty, t.ask, t.ask_qty)
                 assert quote != last_quote.get(t.symbol), f"{t.symbol}: polled repeat {quote}"
             last_quote[t.symbol] = (t.bid, t.bid_qty, t.ask, t.ask_qty)
+
+
+def proven(feed: Feed, symbols: tuple[str, ...] = SYMBOLS) -> Callable[[], bool]:
+    """The WebSocket has taken every one of `symbols` over from polling (coverage)."""
+    return lambda: all(feed.describe_symbol(s)[0] == "websocket" for s in symbols)
+
+
+#: The liveness bound B at the FAST timings (heartbeat 0.3 s, polling every 0.2 s) with REST
+#: answering within 50 ms on loopback, plus slack for a busy two-core CI machine.
+MAX_GAP = liveness_bound(0.3, 0.2, 0.05) + 0.3
 
 
 async def wait_for(predicate: Callable[[], bool], within: float, what: str) -> None:

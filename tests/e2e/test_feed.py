@@ -11,7 +11,7 @@ from foxtrot_stream.model import TransportKind
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig, synthetic_symbols
 
-from e2e_helpers import Logs, Recorder, settings_for, wait_for
+from e2e_helpers import Logs, Recorder, proven, settings_for, wait_for
 
 WS, HTTP = TransportKind.WEBSOCKET, TransportKind.HTTP
 
@@ -44,9 +44,12 @@ async def test_per_symbol_fallback(host: PluginHost, sim: Simulator, make_feed: 
         "BTC and ETH streamed, BNB polled",
     )
     assert not rec.of("BNBUSDT", WS)
-    assert not rec.of("BTCUSDT", HTTP)
+    # BTC and ETH are polled only until their WebSocket has proven itself
+    await wait_for(proven(feed, ("BTCUSDT", "ETHUSDT")), 3, "BTC and ETH handed to the WebSocket")
+    assert rec.transports("BTCUSDT")[-1] == "websocket"
     assert sim.stats.connection_attempts == 1
     assert feed.poller is not None and feed.poller.symbols == {"BNBUSDT"}
+    assert feed.describe_symbol("BNBUSDT") == ("http", "—")
 
 
 async def test_live_subscribe_and_unsubscribe(

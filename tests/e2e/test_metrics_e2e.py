@@ -10,7 +10,7 @@ from foxtrot_stream.plugins import Origin, PluginHost
 from foxtrot_stream.records import StateChange
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
 
-from e2e_helpers import FAST, Logs, settings_for, wait_for
+from e2e_helpers import FAST, Logs, proven, settings_for, wait_for
 
 
 def by_symbol(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -88,13 +88,16 @@ async def test_an_outage_resets_uptime_counts_errors_and_walks_the_breaker(
     feed = Feed(local, settings_for(local, sim), "binance")
     try:
         await feed.start(("BTCUSDT", "ETHUSDT"))
-        await wait_for(lambda: feed.transport_of("BTCUSDT") is not None, 5, "streaming")
+        await wait_for(proven(feed, ("BTCUSDT", "ETHUSDT")), 5, "streaming")
         await wait_for(lambda: (feed.status()["connections"][0]["uptime"] or 0) > 0.6, 3, "up")
         before = feed.status()["connections"][0]
 
         sim.outage(1.6)  # every WebSocket dropped, new ones refused; REST keeps answering
-        await wait_for(lambda: feed.status()["state"] == "degraded", 5, "the breaker open")
+        await wait_for(
+            lambda: feed.status()["connections"][0]["breaker"] == "OPEN", 5, "the breaker open"
+        )
         during = feed.status()
+        assert during["state"] == "degraded"
         assert during["connections"][0]["uptime"] is None
         assert during["connections"][0]["breaker"] == "OPEN"
         assert {s["transport"] for s in during["symbols"].values()} == {"http"}
@@ -122,7 +125,8 @@ async def test_an_outage_resets_uptime_counts_errors_and_walks_the_breaker(
             ("OPEN", "HALF_OPEN")
         ]
         btc = [c.new for c in seen if c.kind == "transport" and c.subject == "BTCUSDT"]
-        assert btc == ["websocket", "connecting", "http", "websocket"]
+        # polled from the subscribe, streamed once proven, polled from the drop, streamed again
+        assert btc == ["http", "websocket", "http", "websocket"]
         assert [c.new for c in seen if c.kind == "connection"][:2] == ["up", "down"]
         assert [c.kind for c in seen] == [c["kind"] for c in after["recent_changes"]]
     finally:
@@ -144,6 +148,7 @@ async def test_the_terminal_table_shows_the_status_figures(
     out = io.StringIO()
     table = LiveTable([feed], Console(file=out, width=160, color_system=None))
     feed.add_consumer(table)
+    await wait_for(proven(feed), 5, "streaming")
     await wait_for(lambda: feed.metrics.symbols.get("BTCUSDT") is not None
                    and feed.metrics.symbol("BTCUSDT").lat_n >= 2, 5, "trades")  # fmt: skip
     await wait_for(lambda: feed.status()["clock"]["offset_ms"] is not None, 3, "an offset")

@@ -18,7 +18,7 @@ from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.serve import ServeAddressError, StatusServer, parse_address
 from foxtrot_stream_binance.simulator import Simulator
 
-from e2e_helpers import Logs, settings_for, wait_for
+from e2e_helpers import Logs, proven, settings_for, wait_for
 
 
 @pytest.fixture
@@ -101,9 +101,11 @@ async def test_reset_from_loopback_works_and_a_foreign_origin_is_refused(
     served: tuple[Feed, StatusServer, aiohttp.ClientSession], sim: Simulator, logs: Logs
 ) -> None:
     feed, server, session = served
-    await wait_for(lambda: feed.transport_of("BTCUSDT") is not None, 5, "streaming")
+    await wait_for(proven(feed), 5, "streaming")
     sim.outage(30)
-    await wait_for(lambda: feed.status()["state"] == "degraded", 5, "the breaker open")
+    await wait_for(
+        lambda: feed.status()["connections"][0]["breaker"] == "OPEN", 5, "the breaker open"
+    )
     evil = {"Origin": "http://attacker.example"}
     async with session.post(server.url + "reset?adapter=binance", headers=evil) as resp:
         assert resp.status == 403

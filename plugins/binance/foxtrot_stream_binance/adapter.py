@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 import attrs
@@ -33,6 +33,7 @@ from foxtrot_stream.records import (
     SymbolCheck,
     TickSink,
 )
+from foxtrot_stream.sequencer import ResetWatch
 from foxtrot_stream_binance.settings import BinanceSettings
 
 NAME = "binance"
@@ -52,6 +53,11 @@ log = logging.getLogger(DISPLAY)
 error_log = logging.getLogger(f"{DISPLAY}Error")
 
 
+Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+"""Ids and times are non-negative and fit a signed 64-bit integer (Binance documents them as
+longs); anything else is a malformed frame, not a number that breaks a consumer later."""
+
+
 class _Event(msgspec.Struct, gc=False):
     """The fields read from either stream's event (`@bookTicker`: u s b B a A; `@trade`:
     e E s t p), decoded and type-checked by msgspec in one pass. Binance sends prices and
@@ -59,14 +65,14 @@ class _Event(msgspec.Struct, gc=False):
     number fails the frame); other fields are ignored without being built."""
 
     s: str | None = None
-    u: int | None = None
+    u: Id | None = None
     b: float | None = None
     B: float | None = None
     a: float | None = None
     A: float | None = None
     e: str | None = None
-    E: int | None = None
-    t: int | None = None
+    E: Id | None = None
+    t: Id | None = None
     p: float | None = None
 
 
@@ -91,6 +97,9 @@ class BinanceAdapter:
         self._books: dict[str, Tick] = {}
         """symbol → the last tick emitted: the merged bookTicker + trade state, which only
         moves forward. Ticks are immutable, so a new one is the new state (no copy)."""
+        self._book_resets: dict[str, ResetWatch] = {}
+        self._trade_resets: dict[str, ResetWatch] = {}
+        """Watches for an exchange-side restart of a symbol's book and trade ids."""
         self._early: dict[str, tuple[float, int]] = {}
         """symbol → (price, id) of the newest trade seen before the symbol's first book."""
         self._listed: dict[str, str] | None = None  # symbol → status
@@ -117,6 +126,7 @@ class BinanceAdapter:
 
     def make_handler(self, sink: TickSink, events: ConnectionEvents) -> FrameHandler:
         books, early = self._books, self._early
+        book_resets, trade_resets = self._book_resets, self._trade_resets
         decode = _decode_combined
         ws = TransportKind.WEBSOCKET
 
@@ -147,6 +157,8 @@ class BinanceAdapter:
                         last, trade_id = early.pop(symbol, (None, None))
                     elif u > prev.seq:  # type: ignore[operator]  # a book tick has a seq
                         last, trade_id = prev.last, prev.trade_id
+                    elif restarted(book_resets, symbol, prev.seq, u, received_ns):
+                        last, trade_id = prev.last, None  # the exchange restarted its ids
                     else:  # a book we have seen (another connection's copy): the merged state
                         # stays; the tick goes on so that the sequencer counts the duplicate
                         sink(replace(prev, exchange_ts=None, received_ts=received_ns))
@@ -167,7 +179,11 @@ class BinanceAdapter:
                             early[symbol] = (price, t)
                         return
                     trade_id = prev.trade_id
-                    if trade_id is None or t > trade_id:
+                    if (
+                        trade_id is None
+                        or t > trade_id
+                        or restarted(trade_resets, symbol, trade_id, t, received_ns)
+                    ):
                         tick = books[symbol] = Tick(
                             NAME, symbol, prev.bid, prev.bid_qty, prev.ask, prev.ask_qty, price,
                             prev.seq, t, event_ts, received_ns, ws,
@@ -183,6 +199,16 @@ class BinanceAdapter:
                 # msgspec's errors are ValueErrors; RecursionError: a frame nested too deeply
                 if not shutdown_notice(frame):
                     events.malformed(f"{type(exc).__name__}: {exc}", frame)
+
+        def restarted(
+            watches: dict[str, ResetWatch], symbol: str, accepted: Any, new: int, now: int
+        ) -> bool:
+            """An id below the merged state's (only here, off the hot path): a copy from
+            another connection, or the exchange restarted its ids (see `ResetWatch`)."""
+            watch = watches.get(symbol)
+            if watch is None:
+                watch = watches[symbol] = ResetWatch()
+            return new != accepted and watch.older(accepted, (new, 0), now)
 
         def shutdown_notice(frame: str | bytes) -> bool:
             """A `serverShutdown` event whose other fields failed the typed decode (it only

@@ -1,20 +1,25 @@
 """HTTP polling of an adapter's REST endpoint, for symbols the WebSocket does not serve.
 
 One poller per feed polls all its symbols together (one request for many symbols where the
-adapter allows) every `http_fallback.interval` seconds. Symbols handed over while it waits are
-polled at once, so the first polled quote arrives within one interval of a breaker opening.
-The exchange's rate-limit answers are obeyed: a 429 or 418 holds every poll until its
-`Retry-After` has passed, and a symbol the exchange refuses is reported once and dropped.
+adapter allows), one request every `http_fallback.interval` seconds at most, however often
+symbols come and go: a symbol handed over is in the next request, which starts at once if the
+poller was idle for an interval and otherwise one interval after the previous one, so its
+first polled quote arrives within an interval plus one answer.
+The exchange's rate-limit answers are obeyed: a 429 or 418 holds every REST request of the
+feed (`FeedContext.rest_hold`, shared with the clock sync) until its `Retry-After` has passed,
+and a symbol the exchange refuses is reported once and dropped. Time is the feed's clock
+(`FeedContext.clock`), so a simulation can run it on virtual time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Sequence
 
-from foxtrot_stream.records import FeedContext, PollError, PollResult
+from foxtrot_stream.records import FeedContext, PollError, PollResult, RestHold
 
 #: Share of the exchange's weight allowance after which polling waits for the next minute.
 WEIGHT_HEADROOM = 0.9
@@ -30,7 +35,7 @@ class HttpPoller:
         self._symbols: set[str] = set(symbols)
         self._wake = asyncio.Event()
         self._closed = False
-        self._hold_until = 0.0
+        self.rest_hold = context.rest_hold or RestHold(context.clock)
         self._failing = False
         self.polls = 0
         self.failed_polls = 0
@@ -58,25 +63,26 @@ class HttpPoller:
         self._wake.set()
 
     async def run(self) -> None:
-        clock = time.monotonic
+        clock = self.context.clock
+        last = -math.inf
         while not self._closed:
             if not self._symbols:
                 self._wake.clear()
                 await self._sleep(None)
                 continue
-            wait = max(0.0, self._hold_until - clock())
+            # requests stay an interval apart (and none while the exchange holds us off);
+            # a wake-up (symbols added, close) only makes this check again
+            wait = max(self.rest_hold.remaining(), last + self.interval - clock())
             if wait > 0:
-                await self._sleep(wait, wakeable=False)
+                self._wake.clear()
+                await self._sleep(wait)
                 continue
-            started = clock()
-            self._wake.clear()  # symbols handed over from now on wake the next sleep
+            last = clock()
             result = await self._poll_once()
             if result is not None and result.retry_after:
                 self._hold(result)
             elif result is not None:
                 self._pace(result)
-            elapsed = clock() - started
-            await self._sleep(max(0.0, self.interval - elapsed))
 
     async def _poll_once(self) -> PollResult | None:
         batch = sorted(self._symbols)
@@ -111,8 +117,8 @@ class HttpPoller:
         assert result.retry_after is not None
         self.rate_limited += 1
         self.rate_limit_wait += result.retry_after
-        self._hold_until = time.monotonic() + result.retry_after
         what = "IP banned (HTTP 418)" if result.banned else "rate limited (HTTP 429)"
+        self.rest_hold.hold(result.retry_after, what)
         self.error_log.warning(
             "HTTP polling %s: no request for %gs, as Retry-After asks", what, result.retry_after
         )
@@ -125,7 +131,7 @@ class HttpPoller:
             return
         wait = 60.0 - time.time() % 60.0 + 1.0  # the allowance is per calendar minute
         self.weight_holds += 1
-        self._hold_until = time.monotonic() + wait
+        self.rest_hold.hold(wait, "request weight near the limit")
         self.error_log.warning(
             "HTTP polling used %d of %d request weight this minute: pausing %.0fs "
             "until the next minute",
@@ -134,12 +140,9 @@ class HttpPoller:
             wait,
         )
 
-    async def _sleep(self, seconds: float | None, *, wakeable: bool = True) -> None:
-        """Sleep, but wake early when symbols are handed over (unless rate-limited)."""
+    async def _sleep(self, seconds: float | None) -> None:
+        """Sleep, but wake early when symbols are handed over or the poller closes."""
         if seconds is not None and seconds <= 0:
-            return
-        if not wakeable:
-            await asyncio.sleep(seconds or 0)
             return
         try:
             async with asyncio.timeout(seconds):
