@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from foxtrot_stream_binance.simulator import Simulator
 from foxtrot_stream_binance.simulator.cli import FaultSpec, build_parser, main, parse_fault, serve
 
 from simwire import messages
@@ -33,6 +34,8 @@ foxtrot-stream` starts, without uv syncing the environment from inside a test.""
         ("shutdown@30:0.5", FaultSpec("shutdown", 30.0, 0.5)),
         ("rest429@15:3:2", FaultSpec("rest429", 15.0, 3.0, "2")),
         ("slowrest@1.5:10:0.25", FaultSpec("slowrest", 1.5, 10.0, "0.25")),
+        ("slowhandshake@2:5:0.5", FaultSpec("slowhandshake", 2.0, 5.0, "0.5")),
+        ("slowhandshake@2:5", FaultSpec("slowhandshake", 2.0, 5.0)),
     ],
 )
 def test_fault_specs(text: str, spec: FaultSpec) -> None:
@@ -51,6 +54,7 @@ def test_fault_specs(text: str, spec: FaultSpec) -> None:
         ("rest42@1", "expected KIND@AT"),
         ("rest429@1:2:soon", "must be a number"),
         ("slowrest@1:2:fast", "must be a number"),
+        ("slowhandshake@1:2:slow", "must be a number"),
         ("@3", "expected KIND@AT"),
     ],
 )
@@ -63,6 +67,19 @@ def test_bad_fault_specs_are_usage_errors(
     message = capsys.readouterr().err
     assert "argument --fault" in message and says in message and repr(text) in message, message
     assert "Binance simulator" not in message  # refused before serving
+
+
+@pytest.mark.parametrize(
+    ("text", "logged"),
+    [
+        ("slowhandshake@0:5:0.5", "slow_handshake(5.0, 0.5)"),
+        ("slowhandshake@0:5", "slow_handshake(5.0, None)"),
+    ],
+)
+def test_fault_specs_apply_to_the_simulator(text: str, logged: str) -> None:
+    sim = Simulator()
+    parse_fault(text).apply(sim)
+    assert [what for _t, what in sim.faults.log] == [logged]
 
 
 def test_faults_accept_several_after_one_flag() -> None:

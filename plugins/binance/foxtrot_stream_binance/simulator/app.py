@@ -154,6 +154,9 @@ class Simulator:
     def flap(self, seconds: float) -> None:
         self.faults.flap(seconds)
 
+    def slow_handshake(self, seconds: float, delay: float | None = None) -> None:
+        self.faults.slow_handshake(seconds, delay)
+
     def slow_rest(self, seconds: float, delay: float | None = None) -> None:
         self.faults.slow_rest(seconds, delay)
 

@@ -8,6 +8,9 @@ Faults are scripted with `--fault KIND@AT[:ARG[:EXTRA]]`, AT in seconds from sta
   silence@AT:SECONDS[:SYMS]  no data (for SYMS, comma-separated, or all); pings go on
   malformed@AT:COUNT         COUNT bad frames to every connection
   flap@AT:SECONDS            accept, send one frame, drop, for SECONDS
+  slowhandshake@AT:SECONDS[:DELAY]
+                             hold each WebSocket upgrade DELAY seconds before its 101
+                             answer (default: to the window's end), for SECONDS
   shutdown@AT[:GRACE]        send serverShutdown, close GRACE seconds later
   lifetime@AT                close every connection as the 24-hour cut does
   rest<STATUS>@AT:COUNT[:RETRY_AFTER]
@@ -41,6 +44,7 @@ _SPEC = re.compile(
     r"^(?P<kind>[a-z]+|rest\d{3})@(?P<at>\d+(?:\.\d+)?)"
     r"(?::(?P<arg>\d+(?:\.\d+)?))?(?::(?P<extra>[A-Za-z0-9.,]+))?$"
 )
+_NUMERIC_EXTRA = ("slowrest", "slowhandshake")
 KINDS = (
     "drop",
     "refuse",
@@ -48,6 +52,7 @@ KINDS = (
     "silence",
     "malformed",
     "flap",
+    "slowhandshake",
     "shutdown",
     "lifetime",
     "slowrest",
@@ -87,6 +92,8 @@ class FaultSpec:
             sim.malformed(count)
         elif kind == "flap":
             sim.flap(seconds)
+        elif kind == "slowhandshake":
+            sim.slow_handshake(seconds, float(self.extra) if self.extra else None)
         elif kind == "shutdown":
             sim.server_shutdown(self.arg)
         elif kind == "lifetime":
@@ -112,7 +119,7 @@ def parse_fault(text: str) -> FaultSpec:
             f"got {text!r}"
         )
     extra = m["extra"]
-    if extra is not None and (kind == "slowrest" or status) and not _NUMBER.match(extra):
+    if extra is not None and (kind in _NUMERIC_EXTRA or status) and not _NUMBER.match(extra):
         raise argparse.ArgumentTypeError(f"the last field of {text!r} must be a number")
     return FaultSpec(kind, float(m["at"]), float(m["arg"]) if m["arg"] else None, extra)
 

@@ -25,11 +25,18 @@ class FaultTarget(Protocol):
     def cut_all(self) -> int: ...
     def shutdown_notice(self, grace: float) -> int: ...
     def send_malformed(self, count: int) -> int: ...
+    def end_faults(self) -> None: ...
 
 
 def _window(seconds: float) -> float:
     if not (seconds > 0 and math.isfinite(seconds)):
         raise ValueError(f"a fault lasts a finite, positive number of seconds, got {seconds}")
+    return seconds
+
+
+def _delay(name: str, seconds: float) -> float:
+    if not (seconds >= 0 and math.isfinite(seconds)):
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {seconds}")
     return seconds
 
 
@@ -45,6 +52,8 @@ class Faults:
     silence_until: float = 0.0
     silence_symbols: frozenset[str] = ALL
     flap_until: float = 0.0
+    slow_handshake_until: float = 0.0
+    slow_handshake_delay: float | None = None
     slow_rest_until: float = 0.0
     slow_rest_delay: float | None = None
     rest_error_status: int = 0
@@ -99,6 +108,15 @@ class Faults:
         """For `seconds`, accept each connection, send it one frame, then drop it."""
         self.flap_until = self._note(f"flap({seconds})") + _window(seconds)
 
+    def slow_handshake(self, seconds: float, delay: float | None = None) -> None:
+        """For `seconds`, hold each accepted WebSocket upgrade `delay` seconds before the 101
+        answer (default: until the window ends), as an overloaded exchange's front end does."""
+        _window(seconds)
+        if delay is not None:
+            _delay("delay", delay)
+        self.slow_handshake_until = self._note(f"slow_handshake({seconds}, {delay})") + seconds
+        self.slow_handshake_delay = delay
+
     def slow_rest(self, seconds: float, delay: float | None = None) -> None:
         """For `seconds`, hold REST answers `delay` seconds (default: until the window ends)."""
         self.slow_rest_until = self._note(f"slow_rest({seconds}, {delay})") + _window(seconds)
@@ -133,10 +151,12 @@ class Faults:
         """End every time-bounded fault now and forget pending counts."""
         self._note("clear")
         self.refuse_until = self.stall_until = self.silence_until = 0.0
-        self.flap_until = self.slow_rest_until = 0.0
+        self.flap_until = self.slow_rest_until = self.slow_handshake_until = 0.0
         self.silence_symbols = ALL
         self.rest_error_count = 0
         self.malformed_pending = 0
+        if self.target is not None:
+            self.target.end_faults()  # handshakes held now go ahead
 
     # --- reading them (the simulator, on its loop) ----------------------------------------------
 
@@ -152,6 +172,14 @@ class Faults:
     def silenced(self, now: float) -> frozenset[str] | None:
         """The silenced symbols (`ALL` for all), or None when nothing is silenced."""
         return self.silence_symbols if now < self.silence_until else None
+
+    def handshake_delay(self, now: float) -> float:
+        """How long to hold an upgrade accepted at `now` (0: not at all)."""
+        if now >= self.slow_handshake_until:
+            return 0.0
+        if self.slow_handshake_delay is None:
+            return self.slow_handshake_until - now
+        return self.slow_handshake_delay
 
     def rest_delay(self, now: float) -> float:
         if now >= self.slow_rest_until:

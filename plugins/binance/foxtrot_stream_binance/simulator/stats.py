@@ -48,6 +48,8 @@ class SimulatorStats:
     """Upgrades answered 503 by `refuse_upgrades`."""
     attempts_over_limit: int = 0
     """Upgrades answered 429 for going over `attempt_limit` per `attempt_window`."""
+    held_handshakes: int = 0
+    """Upgrades held by `slow_handshake` before their 101 answer."""
     connections_opened: int = 0
     connections: dict[int, ConnectionStats] = attrs.Factory(dict)
     """Every connection by id, open or closed."""

@@ -54,6 +54,8 @@ class StreamServer:
         self._idle.set()
         self._micro = 0
         """Open connections asking for microsecond times (when none, skip encoding them)."""
+        self._held: set[asyncio.Future[bool]] = set()
+        """Upgrades held by `slow_handshake`: True lets one go ahead early, False refuses it."""
 
     # --- upgrade ---------------------------------------------------------------------------
 
@@ -77,6 +79,15 @@ class StreamServer:
         )
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="Expected a WebSocket upgrade")
+        hold = self.faults.handshake_delay(now)
+        if hold > 0:
+            self.stats.held_handshakes += 1
+            if not await self._hold(hold):
+                return web.Response(status=503, text="Service Unavailable")
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return web.Response(status=408)  # the client gave up waiting: nobody to answer
+            now = self.clock()  # the connection opens now: later faults are judged from here
         await ws.prepare(request)
         conn = Connection(
             next(self._ids),
@@ -113,6 +124,24 @@ class StreamServer:
             self._forget(conn)
             await conn.teardown()
         return ws
+
+    async def _hold(self, seconds: float) -> bool:
+        """Wait `seconds` before answering an accepted upgrade; False if the simulator is
+        stopping (the upgrade is then refused rather than opened behind `close_all`)."""
+        gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._held.add(gate)
+        try:
+            async with asyncio.timeout(seconds):
+                return await gate
+        except TimeoutError:
+            return True
+        finally:
+            self._held.discard(gate)
+
+    def _release(self, proceed: bool) -> None:
+        for gate in self._held:
+            if not gate.done():
+                gate.set_result(proceed)
 
     def _admit(self, now: float) -> web.Response | None:
         st, cfg = self.stats, self.config
@@ -296,8 +325,13 @@ class StreamServer:
             conn.push_all(streams.malformed(self._symbol_of(conn), conn.combined, count))
         return len(self.clients)
 
+    def end_faults(self) -> None:
+        """`Faults.clear()`: held upgrades go ahead now."""
+        self._release(True)
+
     async def close_all(self, grace: float) -> None:
         """Close every connection; cut those still open after `grace` seconds."""
+        self._release(False)
         for conn in self.clients.values():
             conn.close(1001, "Simulator stopping", why="stopped")
         with contextlib.suppress(TimeoutError):
