@@ -36,6 +36,7 @@ foxtrot-stream` starts, without uv syncing the environment from inside a test.""
         ("slowrest@1.5:10:0.25", FaultSpec("slowrest", 1.5, 10.0, "0.25")),
         ("slowhandshake@2:5:0.5", FaultSpec("slowhandshake", 2.0, 5.0, "0.5")),
         ("slowhandshake@2:5", FaultSpec("slowhandshake", 2.0, 5.0)),
+        ("flap@1:3:0.3", FaultSpec("flap", 1.0, 3.0, "0.3")),
     ],
 )
 def test_fault_specs(text: str, spec: FaultSpec) -> None:
@@ -55,6 +56,7 @@ def test_fault_specs(text: str, spec: FaultSpec) -> None:
         ("rest429@1:2:soon", "must be a number"),
         ("slowrest@1:2:fast", "must be a number"),
         ("slowhandshake@1:2:slow", "must be a number"),
+        ("flap@1:2:up", "must be a number"),
         ("@3", "expected KIND@AT"),
     ],
 )
@@ -74,6 +76,8 @@ def test_bad_fault_specs_are_usage_errors(
     [
         ("slowhandshake@0:5:0.5", "slow_handshake(5.0, 0.5)"),
         ("slowhandshake@0:5", "slow_handshake(5.0, None)"),
+        ("flap@0:3:0.3", "flap(3.0, 0.3)"),
+        ("flap@0", "flap(10.0, 0.0)"),
     ],
 )
 def test_fault_specs_apply_to_the_simulator(text: str, logged: str) -> None:

@@ -5,6 +5,7 @@ subscriptions, and an exchange that accepts new connections but stays silent."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 
@@ -13,7 +14,16 @@ import pytest
 
 from foxtrot_stream_binance.simulator import Simulator
 
-from simwire import running, stream_url
+from simwire import (
+    collect,
+    eventually,
+    request,
+    running,
+    stream_url,
+    strictly_increasing,
+    until_end,
+    well_formed,
+)
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 BOOKS = ("btcusdt@bookTicker", "ethusdt@bookTicker")
@@ -99,6 +109,62 @@ async def test_a_client_that_gives_up_during_the_hold_is_not_opened(
     assert "Error handling request" not in caplog.text
 
 
+# --- flap with time up ------------------------------------------------------------------------
+
+
+async def test_flap_with_up_streams_for_up_seconds_then_drops() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=50.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as before,  # opened before: left alone
+    ):
+        sim.flap(0.6, up=0.25)
+        started = time.monotonic()
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
+            ending = await until_end(ws)
+        assert not ending.clean  # dropped: no close frame
+        assert 0.23 <= ending.at - started < 0.4
+        assert len(ending.frames) >= 10 and all(well_formed(f, True) for f in ending.frames)
+        ids = [json.loads(f)["data"]["u"] for f in ending.frames if "btcusdt" in f]
+        assert strictly_increasing(ids)
+        # subscribing later is answered and streams as usual until the same drop
+        started = time.monotonic()
+        async with http.ws_connect(f"{sim.ws_url}/ws") as ws:
+            answer = await request(ws, {"method": "SUBSCRIBE", "params": [BOOKS[1]], "id": 1})
+            ending = await until_end(ws)
+        assert answer == {"result": None, "id": 1}
+        assert not ending.clean and 0.23 <= ending.at - started < 0.4
+        assert len(ending.frames) >= 5
+        assert len(await collect(before, 0.05)) >= 2
+        assert [c.close_reason for c in sim.stats.connections.values()] == [None, "flap", "flap"]
+        await eventually(lambda: not sim.faults.flapping(time.monotonic()))
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
+            assert len(await collect(ws, 0.35)) >= 20  # over: connections stay
+    assert [w for _t, w in sim.faults.log] == ["flap(0.6, 0.25)"]
+
+
+async def test_flap_without_up_still_sends_one_frame() -> None:
+    async with running(symbols=SYMBOLS, rate=50.0) as sim, aiohttp.ClientSession() as http:
+        sim.flap(0.3, up=0.0)
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
+            ending = await until_end(ws)
+        assert not ending.clean and len(ending.frames) == 1
+
+
+async def test_clear_keeps_connections_accepted_while_flapping() -> None:
+    async with running(symbols=SYMBOLS, rate=50.0) as sim, aiohttp.ClientSession() as http:
+        sim.flap(5.0, up=0.15)
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as streaming:  # drop due at 0.15 s
+            sim.flap(5.0)
+            async with http.ws_connect(f"{sim.ws_url}/ws") as bare:  # one frame once subscribed
+                await request(bare, {"method": "LIST_SUBSCRIPTIONS", "id": 1})  # it is open
+                sim.clear()
+                assert len(await collect(streaming, 0.3)) >= 10  # past its `up`: not dropped
+                await request(bare, {"method": "SUBSCRIBE", "params": BOOKS, "id": 2})
+                assert len(await collect(bare, 0.1)) >= 3
+        assert [c.close_reason for c in sim.stats.connections.values()] == ["client", "client"]
+
+
 # --- bounds -----------------------------------------------------------------------------------
 
 
@@ -109,4 +175,8 @@ def test_the_new_faults_are_bounded(seconds: float) -> None:
         sim.slow_handshake(seconds, 0.1)
     with pytest.raises(ValueError, match="delay"):
         sim.slow_handshake(1.0, -abs(seconds) or -1.0)
+    with pytest.raises(ValueError, match="finite, positive"):
+        sim.flap(seconds, 0.1)
+    with pytest.raises(ValueError, match="up"):
+        sim.flap(1.0, -abs(seconds) or -1.0)
     assert sim.faults.log == []

@@ -151,8 +151,8 @@ class Simulator:
     def malformed(self, count: int) -> int:
         return self.faults.malformed(count)
 
-    def flap(self, seconds: float) -> None:
-        self.faults.flap(seconds)
+    def flap(self, seconds: float, up: float = 0.0) -> None:
+        self.faults.flap(seconds, up)
 
     def slow_handshake(self, seconds: float, delay: float | None = None) -> None:
         self.faults.slow_handshake(seconds, delay)

@@ -7,7 +7,8 @@ Faults are scripted with `--fault KIND@AT[:ARG[:EXTRA]]`, AT in seconds from sta
   stall@AT:SECONDS           connections open, but no data, pings, pongs or answers
   silence@AT:SECONDS[:SYMS]  no data (for SYMS, comma-separated, or all); pings go on
   malformed@AT:COUNT         COUNT bad frames to every connection
-  flap@AT:SECONDS            accept, send one frame, drop, for SECONDS
+  flap@AT:SECONDS[:UP]       for SECONDS, accept each connection, send one frame (or
+                             stream UP seconds), then drop it (no close handshake)
   slowhandshake@AT:SECONDS[:DELAY]
                              hold each WebSocket upgrade DELAY seconds before its 101
                              answer (default: to the window's end), for SECONDS
@@ -44,7 +45,7 @@ _SPEC = re.compile(
     r"^(?P<kind>[a-z]+|rest\d{3})@(?P<at>\d+(?:\.\d+)?)"
     r"(?::(?P<arg>\d+(?:\.\d+)?))?(?::(?P<extra>[A-Za-z0-9.,]+))?$"
 )
-_NUMERIC_EXTRA = ("slowrest", "slowhandshake")
+_NUMERIC_EXTRA = ("slowrest", "slowhandshake", "flap")
 KINDS = (
     "drop",
     "refuse",
@@ -91,7 +92,7 @@ class FaultSpec:
         elif kind == "malformed":
             sim.malformed(count)
         elif kind == "flap":
-            sim.flap(seconds)
+            sim.flap(seconds, float(self.extra) if self.extra else 0.0)
         elif kind == "slowhandshake":
             sim.slow_handshake(seconds, float(self.extra) if self.extra else None)
         elif kind == "shutdown":

@@ -52,6 +52,8 @@ class Faults:
     silence_until: float = 0.0
     silence_symbols: frozenset[str] = ALL
     flap_until: float = 0.0
+    flap_up: float = 0.0
+    """How long a connection accepted while flapping streams before the drop (0: one frame)."""
     slow_handshake_until: float = 0.0
     slow_handshake_delay: float | None = None
     slow_rest_until: float = 0.0
@@ -104,9 +106,13 @@ class Faults:
             self.malformed_pending += count
         return sent
 
-    def flap(self, seconds: float) -> None:
-        """For `seconds`, accept each connection, send it one frame, then drop it."""
-        self.flap_until = self._note(f"flap({seconds})") + _window(seconds)
+    def flap(self, seconds: float, up: float = 0.0) -> None:
+        """For `seconds`, accept each connection, send it one frame, then drop it; with `up`,
+        let each one stream normally for `up` seconds before the drop (no close handshake)."""
+        _window(seconds)
+        _delay("up", up)
+        self.flap_until = self._note(f"flap({seconds}, {up})") + seconds
+        self.flap_up = up
 
     def slow_handshake(self, seconds: float, delay: float | None = None) -> None:
         """For `seconds`, hold each accepted WebSocket upgrade `delay` seconds before the 101
@@ -153,10 +159,11 @@ class Faults:
         self.refuse_until = self.stall_until = self.silence_until = 0.0
         self.flap_until = self.slow_rest_until = self.slow_handshake_until = 0.0
         self.silence_symbols = ALL
+        self.flap_up = 0.0
         self.rest_error_count = 0
         self.malformed_pending = 0
         if self.target is not None:
-            self.target.end_faults()  # handshakes held now go ahead
+            self.target.end_faults()  # held handshakes go ahead, flapping ones stay up
 
     # --- reading them (the simulator, on its loop) ----------------------------------------------
 

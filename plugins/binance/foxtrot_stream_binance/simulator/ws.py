@@ -112,9 +112,12 @@ class StreamServer:
             self._subscribe(conn, valid)
         conn.start()
         if self.faults.flapping(now):
-            conn.flapping = True
-            if valid:
-                self._flap(conn, valid[0])
+            if self.faults.flap_up > 0:
+                conn.flap_drop = conn.abort_later(self.faults.flap_up, "flap")
+            else:
+                conn.flapping = True
+                if valid:
+                    self._flap(conn, valid[0])
         pending = self.faults.take_malformed()
         if pending:
             conn.push_all(streams.malformed(self._symbol_of(conn), conn.combined, pending))
@@ -326,8 +329,13 @@ class StreamServer:
         return len(self.clients)
 
     def end_faults(self) -> None:
-        """`Faults.clear()`: held upgrades go ahead now."""
+        """`Faults.clear()`: held upgrades go ahead now, and flapping connections stay."""
         self._release(True)
+        for conn in self.clients.values():
+            conn.flapping = False
+            if conn.flap_drop is not None:
+                conn.flap_drop.cancel()
+                conn.flap_drop = None
 
     async def close_all(self, grace: float) -> None:
         """Close every connection; cut those still open after `grace` seconds."""
