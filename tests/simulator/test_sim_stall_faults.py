@@ -5,6 +5,7 @@ subscriptions, and an exchange that accepts new connections but stays silent."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import time
@@ -168,6 +169,99 @@ async def test_clear_keeps_connections_accepted_while_flapping() -> None:
         )
 
 
+# --- reset_ids and jump_ids ------------------------------------------------------------------
+
+
+def _ids(frames: list[str], stream: str, key: str) -> list[int]:
+    """`key` of each `stream` payload among combined-stream frames, in order."""
+    out = []
+    for text in frames:
+        frame = json.loads(text)
+        if frame["stream"] == stream:
+            out.append(frame["data"][key])
+    return out
+
+
+async def test_reset_ids_restarts_update_and_trade_ids_and_prices_go_on() -> None:
+    names = ("btcusdt@bookTicker", "btcusdt@trade", "btcusdt@aggTrade")
+    async with (
+        running(symbols=SYMBOLS, rate=100.0, trade_ratio=0.5) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *names, BOOKS[1])) as ws,
+    ):
+        before = await collect(ws, 0.15)
+        sim.reset_ids("btcusdt")
+        after = await collect(ws, 0.3)
+        url = f"{sim.rest_url}/api/v3/ticker/bookTicker?symbol=BTCUSDT"
+        async with http.get(url) as r:
+            assert set(await r.json()) == {"symbol", "bidPrice", "bidQty", "askPrice", "askQty"}
+    frames = before + after
+    assert all(well_formed(f, True) for f in frames)
+    for kind, key, first in (("bookTicker", "u", 4), ("trade", "t", 1), ("aggTrade", "a", 1)):
+        ids = _ids(frames, f"btcusdt@{kind}", key)
+        drop = next(i for i, (a, b) in enumerate(itertools.pairwise(ids), 1) if b <= a)
+        assert min(ids[:drop]) > 10**5, (kind, ids)  # the seeded, large ids before
+        assert 1 <= ids[drop] <= first, (kind, ids)  # then small ones
+        assert strictly_increasing(ids[drop:]) and len(ids[drop:]) >= 5, (kind, ids)
+        assert strictly_increasing(ids[:drop]), (kind, ids)
+    trades = _ids(frames, "btcusdt@trade", "t")
+    assert trades[trades.index(1) :] == list(range(1, len(trades) - trades.index(1) + 1))
+    # prices go on: the first book after the restart is a step away from the last before it
+    books = [json.loads(f)["data"] for f in frames if "btcusdt@bookTicker" in f]
+    i = next(i for i, b in enumerate(books) if b["u"] <= 4)
+    assert abs(float(books[i]["b"]) - float(books[i - 1]["b"])) < 1.0
+    other = _ids(frames, BOOKS[1], "u")  # ETHUSDT's ids are untouched
+    assert strictly_increasing(other) and min(other) > 10**5 and len(other) > 10
+    assert [w for _t, w in sim.faults.log] == ["reset_ids(BTCUSDT)"]
+
+
+def _one_jump(ids: list[int], by: int) -> int:
+    """The index of the one id `by` too high: without it, and with it `by` lower, every step
+    is a normal one (1 to 4), and ids go on below it."""
+    j = ids.index(max(ids))
+    assert len(ids) - j > 3, ids
+    unjumped = [*ids[:j], ids[j] - by, *ids[j + 1 :]]
+    assert all(1 <= b - a <= 4 for a, b in itertools.pairwise(unjumped)), ids
+    return j
+
+
+@pytest.mark.parametrize("by", [1000, 2**64])
+async def test_jump_ids_sends_exactly_one_jumped_update_id(by: int) -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=100.0) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, *BOOKS)) as combined,
+        http.ws_connect(stream_url(sim, BOOKS[0], combined=False)) as raw,
+    ):
+        await collect(combined, 0.05)
+        sim.jump_ids("BTCUSDT", by)
+        frames, raw_frames = await asyncio.gather(collect(combined, 0.2), collect(raw, 0.25))
+    ids = [json.loads(f)["data"]["u"] for f in frames if "btcusdt" in f]
+    j = _one_jump(ids, by)
+    assert f'"u":{ids[j]},' in next(f for f in frames if str(ids[j]) in f)  # a plain integer
+    raw_ids = [json.loads(f)["u"] for f in raw_frames]
+    assert ids[j] in raw_ids  # the same one frame for every subscriber
+    _one_jump(raw_ids, by)
+    assert strictly_increasing([json.loads(f)["data"]["u"] for f in frames if "eth" in f])
+    assert [w for _t, w in sim.faults.log] == [f"jump_ids(BTCUSDT, {by})"]
+
+
+async def test_a_jump_waits_for_a_frame_someone_gets_and_clear_forgets_it() -> None:
+    async with running(symbols=SYMBOLS, rate=100.0) as sim, aiohttp.ClientSession() as http:
+        sim.jump_ids("btcusdt", 500)
+        sim.jump_ids("BTCUSDT", 500)  # adds up in the one frame
+        await asyncio.sleep(0.05)  # nobody subscribed: nothing spent
+        sim.silence(0.1, ["BTCUSDT"])
+        async with http.ws_connect(stream_url(sim, BOOKS[0], combined=False)) as ws:
+            ids = [json.loads(f)["u"] for f in await collect(ws, 0.25)]  # silenced: kept
+        assert _one_jump(ids, 1000) == 0  # the first frame after the silence
+        sim.jump_ids("BTCUSDT", 1000)
+        sim.clear()
+        async with http.ws_connect(stream_url(sim, BOOKS[0], combined=False)) as ws:
+            ids = [json.loads(f)["u"] for f in await collect(ws, 0.1)]
+        assert all(1 <= b - a <= 4 for a, b in itertools.pairwise(ids)) and len(ids) > 3
+
+
 # --- bounds -----------------------------------------------------------------------------------
 
 
@@ -182,4 +276,20 @@ def test_the_new_faults_are_bounded(seconds: float) -> None:
         sim.flap(seconds, 0.1)
     with pytest.raises(ValueError, match="up"):
         sim.flap(1.0, -abs(seconds) or -1.0)
+    assert sim.faults.log == []
+
+
+@pytest.mark.parametrize("by", [0, -5, 1.5, True])
+def test_jumps_are_forward_and_whole(by: int) -> None:
+    sim = Simulator()
+    with pytest.raises(ValueError, match="by must be an integer >= 1"):
+        sim.jump_ids("BTCUSDT", by)
+    assert sim.faults.id_jumps == {} and sim.faults.log == []
+
+
+def test_id_faults_name_a_listed_symbol() -> None:
+    sim = Simulator()
+    for fault in (sim.reset_ids, sim.jump_ids):
+        with pytest.raises(ValueError, match="'NOSUCH' is not a listed symbol"):
+            fault("NOSUCH")
     assert sim.faults.log == []

@@ -47,7 +47,7 @@ class Simulator:
         self.port = 0
         self.stats = SimulatorStats()
         self.market = Market(self.config)
-        self.faults = Faults(shutdown_grace=self.config.shutdown_grace)
+        self.faults = Faults(shutdown_grace=self.config.shutdown_grace, paths=self.market.paths)
         self.server = StreamServer(self.config, self.market, self.faults, self.stats)
         self.faults.target = self.server
         self.rest = RestApi(self.config, self.market, self.faults, self.stats)
@@ -156,6 +156,12 @@ class Simulator:
 
     def slow_handshake(self, seconds: float, delay: float | None = None) -> None:
         self.faults.slow_handshake(seconds, delay)
+
+    def reset_ids(self, symbol: str) -> None:
+        self.faults.reset_ids(symbol)
+
+    def jump_ids(self, symbol: str, by: int = 10**9) -> None:
+        self.faults.jump_ids(symbol, by)
 
     def slow_rest(self, seconds: float, delay: float | None = None) -> None:
         self.faults.slow_rest(seconds, delay)

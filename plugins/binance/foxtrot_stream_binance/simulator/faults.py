@@ -2,17 +2,20 @@
 
 Each fault is bounded in time (a window from now) or in count, and is read by the simulator
 on its own loop, so a test sets one and awaits the feed's reaction; nothing here sleeps.
-One-off faults (drop, cut, shutdown notice, malformed frames) act on the connections at once.
+One-off faults (drop, cut, shutdown notice, malformed frames) act on the connections at once,
+and `reset_ids` on the market's price paths.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 import attrs
+
+from foxtrot_stream_binance.simulator.prices import PricePath
 
 ALL: frozenset[str] = frozenset({"*"})
 """`silenced()` answer when every symbol is silenced."""
@@ -47,6 +50,8 @@ class Faults:
     target: FaultTarget | None = None
     shutdown_grace: float = 1.0
     clock: Callable[[], float] = time.monotonic
+    paths: Mapping[str, PricePath] = attrs.Factory(dict)
+    """The market's price paths by symbol, which the id faults act on."""
     refuse_until: float = 0.0
     stall_until: float = 0.0
     silence_until: float = 0.0
@@ -63,6 +68,8 @@ class Faults:
     rest_error_retry_after: float = 1.0
     malformed_pending: int = 0
     """Malformed frames held for the next connection (none was open when asked)."""
+    id_jumps: dict[str, int] = attrs.Factory(dict)
+    """Symbol: how far its next published bookTicker's update id jumps ahead (`jump_ids`)."""
     log: list[tuple[float, str]] = attrs.Factory(list)
     """(time, what) for each fault set, to line a test's timeline up with the simulator's."""
 
@@ -70,6 +77,12 @@ class Faults:
         now = self.clock()
         self.log.append((now, what))
         return now
+
+    def _path(self, symbol: str) -> PricePath:
+        path = self.paths.get(symbol.upper())
+        if path is None:
+            raise ValueError(f"{symbol!r} is not a listed symbol")
+        return path
 
     def _need_target(self) -> FaultTarget:
         if self.target is None:
@@ -123,6 +136,23 @@ class Faults:
         self.slow_handshake_until = self._note(f"slow_handshake({seconds}, {delay})") + seconds
         self.slow_handshake_delay = delay
 
+    def reset_ids(self, symbol: str) -> None:
+        """Restart `symbol`'s book update, trade and aggTrade ids from 1, as an exchange-side
+        restart does; they grow again from there and prices go on where they were."""
+        path = self._path(symbol)
+        self._note(f"reset_ids({path.symbol})")
+        path.restart_ids()
+
+    def jump_ids(self, symbol: str, by: int = 10**9) -> None:
+        """The next bookTicker frame published for `symbol` carries an update id `by` higher
+        than it should (any size, even past 2**64); the ones after it go on from where they
+        were, so all of them are lower. Jumps asked before that frame add up in it."""
+        if isinstance(by, bool) or not isinstance(by, int) or by < 1:
+            raise ValueError(f"by must be an integer >= 1, got {by!r}")
+        path = self._path(symbol)
+        self._note(f"jump_ids({path.symbol}, {by})")
+        self.id_jumps[path.symbol] = self.id_jumps.get(path.symbol, 0) + by
+
     def slow_rest(self, seconds: float, delay: float | None = None) -> None:
         """For `seconds`, hold REST answers `delay` seconds (default: until the window ends)."""
         self.slow_rest_until = self._note(f"slow_rest({seconds}, {delay})") + _window(seconds)
@@ -162,6 +192,7 @@ class Faults:
         self.flap_up = 0.0
         self.rest_error_count = 0
         self.malformed_pending = 0
+        self.id_jumps.clear()
         if self.target is not None:
             self.target.end_faults()  # held handshakes go ahead, flapping ones stay up
 
@@ -199,6 +230,10 @@ class Faults:
             return None
         self.rest_error_count -= 1
         return self.rest_error_status, self.rest_error_retry_after
+
+    def take_jump(self, symbol: str) -> int:
+        """How far the bookTicker being published for `symbol` jumps (0: not at all)."""
+        return self.id_jumps.pop(symbol, 0)
 
     def take_malformed(self) -> int:
         count, self.malformed_pending = self.malformed_pending, 0
