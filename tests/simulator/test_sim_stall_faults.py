@@ -16,6 +16,7 @@ import pytest
 from foxtrot_stream_binance.simulator import Simulator
 
 from simwire import (
+    check_combined,
     collect,
     eventually,
     request,
@@ -262,6 +263,65 @@ async def test_a_jump_waits_for_a_frame_someone_gets_and_clear_forgets_it() -> N
         assert all(1 <= b - a <= 4 for a, b in itertools.pairwise(ids)) and len(ids) > 3
 
 
+# --- refuse_subscriptions ----------------------------------------------------------------------
+
+REFUSED = {"error": {"code": 2, "msg": "Invalid request: refused"}}
+
+
+def _symbols_of(frames: list[str]) -> set[str]:
+    return {check_combined(json.loads(f))[0] for f in frames}
+
+
+async def test_refused_subscriptions_are_answered_with_an_error_and_the_socket_stays() -> None:
+    async with (
+        running(symbols=(*SYMBOLS, "BNBUSDT"), rate=50.0, incoming_limit=100) as sim,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stream_url(sim, BOOKS[1])) as ws,
+    ):
+        sim.refuse_subscriptions(0.4, ["btcusdt"])
+        params = [BOOKS[0], "bnbusdt@bookTicker"]  # one refused stream refuses the request
+        answer = await request(ws, {"method": "SUBSCRIBE", "params": params, "id": 5})
+        assert answer == REFUSED | {"id": 5}
+        params = ["btcusdt@trade"]  # any stream of a refused symbol
+        answer = await request(ws, {"method": "SUBSCRIBE", "params": params, "id": 6})
+        assert answer == REFUSED | {"id": 6}
+        answer = await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 7})
+        assert answer == {"result": [BOOKS[1]], "id": 7}  # open, and nothing was subscribed
+        assert _symbols_of(await collect(ws, 0.05)) == {"ETHUSDT"}  # the others still flow
+        params = ["bnbusdt@bookTicker"]
+        answer = await request(ws, {"method": "SUBSCRIBE", "params": params, "id": 8})
+        assert answer == {"result": None, "id": 8}  # and others still subscribe
+        assert _symbols_of(await collect(ws, 0.1)) == {"ETHUSDT", "BNBUSDT"}
+        assert sim.stats.refused_subscriptions == 2
+        asked = sim.stats.connections[1].subscriptions
+        assert asked[1:3] == [(BOOKS[0], "bnbusdt@bookTicker"), ("btcusdt@trade",)]
+        await eventually(lambda: not sim.faults.refusing_symbols(time.monotonic()))
+        answer = await request(ws, {"method": "SUBSCRIBE", "params": [BOOKS[0]], "id": 9})
+        assert answer == {"result": None, "id": 9}  # over
+        assert _symbols_of(await collect(ws, 0.1)) == {"BTCUSDT", "ETHUSDT", "BNBUSDT"}
+        assert not ws.closed and sim.stats.connections[1].close_reason is None
+    assert [w for _t, w in sim.faults.log] == ["refuse_subscriptions(0.4, ['BTCUSDT'])"]
+
+
+async def test_refused_streams_in_a_url_are_left_out_silently() -> None:
+    async with running(symbols=SYMBOLS, rate=50.0) as sim, aiohttp.ClientSession() as http:
+        sim.refuse_subscriptions(5.0, ["BTCUSDT"])
+        names = (BOOKS[0], "btcusdt@trade", BOOKS[1])
+        async with http.ws_connect(stream_url(sim, *names)) as ws:
+            assert _symbols_of(await collect(ws, 0.15)) == {"ETHUSDT"}
+            answer = await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1})
+            assert answer == {"result": [BOOKS[1]], "id": 1}
+        async with http.ws_connect(stream_url(sim, BOOKS[0], combined=False)) as ws:
+            assert await collect(ws, 0.1) == []  # opened, with nothing to send
+            answer = await request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 2})
+            assert answer == {"result": [], "id": 2}
+        assert sim.stats.refused_subscriptions == 2
+        assert sim.stats.connections[1].subscriptions == [names]  # what was asked
+        sim.clear()
+        async with http.ws_connect(stream_url(sim, *names)) as ws:
+            assert _symbols_of(await collect(ws, 0.1)) == {"BTCUSDT", "ETHUSDT"}
+
+
 # --- bounds -----------------------------------------------------------------------------------
 
 
@@ -285,6 +345,15 @@ def test_jumps_are_forward_and_whole(by: int) -> None:
     with pytest.raises(ValueError, match="by must be an integer >= 1"):
         sim.jump_ids("BTCUSDT", by)
     assert sim.faults.id_jumps == {} and sim.faults.log == []
+
+
+def test_refusals_name_symbols() -> None:
+    sim = Simulator()
+    with pytest.raises(ValueError, match="at least one symbol"):
+        sim.refuse_subscriptions(1.0, [])
+    with pytest.raises(ValueError, match="finite, positive"):
+        sim.refuse_subscriptions(0.0, ["BTCUSDT"])
+    assert sim.faults.log == []
 
 
 def test_id_faults_name_a_listed_symbol() -> None:

@@ -157,6 +157,9 @@ class Simulator:
     def slow_handshake(self, seconds: float, delay: float | None = None) -> None:
         self.faults.slow_handshake(seconds, delay)
 
+    def refuse_subscriptions(self, seconds: float, symbols: Iterable[str]) -> None:
+        self.faults.refuse_subscriptions(seconds, symbols)
+
     def reset_ids(self, symbol: str) -> None:
         self.faults.reset_ids(symbol)
 

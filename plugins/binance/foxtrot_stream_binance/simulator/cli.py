@@ -19,6 +19,8 @@ Faults are scripted with `--fault KIND@AT[:ARG[:EXTRA]]`, AT in seconds from sta
   slowrest@AT:SECONDS[:DELAY]
                              hold REST answers DELAY seconds (default: to the window's end)
   outage@AT:SECONDS          drop everything and refuse upgrades for SECONDS
+  refusesub@AT:SECONDS:SYMS  for SECONDS, answer a SUBSCRIBE naming streams of SYMS
+                             (comma-separated) with an error, leave them out of URLs
   resetids@AT:SYMBOL         restart SYMBOL's update and trade ids from 1 (prices go on)
   jumpids@AT:SYMBOL[:BY]     one bookTicker of SYMBOL with its update id BY (default 1e9)
                              too high; the ids after it go on from where they were
@@ -66,6 +68,7 @@ KINDS = (
     "lifetime",
     "slowrest",
     "outage",
+    "refusesub",
     "resetids",
     "jumpids",
     "clear",
@@ -117,6 +120,8 @@ class FaultSpec:
             sim.slow_rest(seconds, float(self.extra) if self.extra else None)
         elif kind == "outage":
             sim.outage(seconds)
+        elif kind == "refusesub":
+            sim.refuse_subscriptions(seconds, str(self.extra).split(","))
         elif kind == "resetids":
             sim.reset_ids(str(self.symbol))
         elif kind == "jumpids":
@@ -144,6 +149,10 @@ def parse_fault(text: str) -> FaultSpec:
             f"got {text!r}"
         )
     extra = m["extra"]
+    if kind == "refusesub" and not (extra and all(extra.split(","))):
+        raise argparse.ArgumentTypeError(
+            f"expected refusesub@AT:SECONDS:SYMBOL[,SYMBOL...], got {text!r}"
+        )
     if extra is not None and (kind in _NUMERIC_EXTRA or status) and not _NUMBER.match(extra):
         raise argparse.ArgumentTypeError(f"the last field of {text!r} must be a number")
     return FaultSpec(kind, float(m["at"]), float(m["arg"]) if m["arg"] else None, extra)

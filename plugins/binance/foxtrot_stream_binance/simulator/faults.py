@@ -59,6 +59,8 @@ class Faults:
     flap_until: float = 0.0
     flap_up: float = 0.0
     """How long a connection accepted while flapping streams before the drop (0: one frame)."""
+    refuse_subscriptions_until: float = 0.0
+    refused_symbols: frozenset[str] = frozenset()
     slow_handshake_until: float = 0.0
     slow_handshake_delay: float | None = None
     slow_rest_until: float = 0.0
@@ -127,6 +129,18 @@ class Faults:
         self.flap_until = self._note(f"flap({seconds}, {up})") + seconds
         self.flap_up = up
 
+    def refuse_subscriptions(self, seconds: float, symbols: Iterable[str]) -> None:
+        """For `seconds`, refuse streams of `symbols`: a SUBSCRIBE naming any of them is
+        answered with an error and subscribes nothing (the connection stays open), and a
+        connection URL's streams of them are left out silently."""
+        _window(seconds)
+        refused = frozenset(s.upper() for s in symbols)
+        if not refused:
+            raise ValueError("refuse_subscriptions needs at least one symbol")
+        now = self._note(f"refuse_subscriptions({seconds}, {sorted(refused)})")
+        self.refuse_subscriptions_until = now + seconds
+        self.refused_symbols = refused
+
     def slow_handshake(self, seconds: float, delay: float | None = None) -> None:
         """For `seconds`, hold each accepted WebSocket upgrade `delay` seconds before the 101
         answer (default: until the window ends), as an overloaded exchange's front end does."""
@@ -188,7 +202,9 @@ class Faults:
         self._note("clear")
         self.refuse_until = self.stall_until = self.silence_until = 0.0
         self.flap_until = self.slow_rest_until = self.slow_handshake_until = 0.0
+        self.refuse_subscriptions_until = 0.0
         self.silence_symbols = ALL
+        self.refused_symbols = frozenset()
         self.flap_up = 0.0
         self.rest_error_count = 0
         self.malformed_pending = 0
@@ -210,6 +226,10 @@ class Faults:
     def silenced(self, now: float) -> frozenset[str] | None:
         """The silenced symbols (`ALL` for all), or None when nothing is silenced."""
         return self.silence_symbols if now < self.silence_until else None
+
+    def refusing_symbols(self, now: float) -> frozenset[str]:
+        """The symbols whose streams are refused at `now` (empty: none)."""
+        return self.refused_symbols if now < self.refuse_subscriptions_until else frozenset()
 
     def handshake_delay(self, now: float) -> float:
         """How long to hold an upgrade accepted at `now` (0: not at all)."""

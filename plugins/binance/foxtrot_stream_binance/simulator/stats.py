@@ -60,6 +60,9 @@ class SimulatorStats:
     slow_consumer_drops: int = 0
     max_streams_per_connection: int = 0
     frames_sent: int = 0
+    refused_subscriptions: int = 0
+    """SUBSCRIBEs refused by `refuse_subscriptions`, and connection URLs whose streams of
+    refused symbols were left out."""
     subscribe_requests: list[tuple[int, int]] = attrs.Factory(list)
     """(connection id, streams in the request) for each SUBSCRIBE, the URL's included."""
     rest_requests: int = 0

@@ -109,6 +109,11 @@ class StreamServer:
         if valid:  # the URL's streams count as the first subscription
             conn.stats.subscriptions.append(tuple(names))
             self.stats.subscribe_requests.append((conn.id, len(names)))
+            refusing = self.faults.refusing_symbols(now)
+            if refusing and any(s.symbol in refusing for s in valid):
+                # no answer goes with a URL: the refused streams just never come
+                self.stats.refused_subscriptions += 1
+                valid = [s for s in valid if s.symbol not in refusing]
             self._subscribe(conn, valid)
         conn.start()
         if self.faults.flapping(now):
@@ -203,7 +208,7 @@ class StreamServer:
         if isinstance(req, control.Error):
             conn.send_json(req.body())
         elif req.method == "SUBSCRIBE":
-            self._on_subscribe(conn, req)
+            self._on_subscribe(conn, req, now)
         elif req.method == "UNSUBSCRIBE":
             self._unsubscribe(conn, [n for n in req.params if n in conn.streams])
             conn.send_json(control.result(req.id))
@@ -215,7 +220,7 @@ class StreamServer:
         else:
             conn.send_json(control.result(req.id, conn.combined))
 
-    def _on_subscribe(self, conn: Connection, req: control.Request) -> None:
+    def _on_subscribe(self, conn: Connection, req: control.Request, now: float) -> None:
         names = [str(n) for n in req.params]
         self.stats.subscribe_requests.append((conn.id, len(names)))
         conn.stats.subscriptions.append(tuple(names))
@@ -225,6 +230,12 @@ class StreamServer:
             # live servers close after an invalid stream: one bad name costs the whole socket
             conn.send_json(control.Error(req.id, 2, control.INVALID_STREAM).body())
             conn.close(1008, "Invalid stream", flush=True, why="invalid stream")
+            return
+        refusing = self.faults.refusing_symbols(now)
+        if refusing and any(s.symbol in refusing for s in valid):
+            # all or nothing, and unlike an invalid stream the connection stays open
+            self.stats.refused_subscriptions += 1
+            conn.send_json(control.Error(req.id, 2, control.REFUSED).body())
             return
         if len(conn.streams | set(names)) > self.config.max_streams:
             conn.send_json(control.Error(req.id, 2, control.TOO_MANY_STREAMS).body())
