@@ -24,6 +24,7 @@ from simwire import (
     stream_url,
     strictly_increasing,
     until_end,
+    watch,
     well_formed,
 )
 
@@ -320,6 +321,64 @@ async def test_refused_streams_in_a_url_are_left_out_silently() -> None:
         sim.clear()
         async with http.ws_connect(stream_url(sim, *names)) as ws:
             assert _symbols_of(await collect(ws, 0.1)) == {"BTCUSDT", "ETHUSDT"}
+
+
+# --- silence: accept, but say nothing ---------------------------------------------------------
+
+
+async def test_silence_covers_connections_opened_during_it() -> None:
+    async with (
+        running(symbols=SYMBOLS, rate=50.0, ping_interval=0.1, incoming_limit=100) as sim,
+        aiohttp.ClientSession() as http,
+    ):
+        sim.silence(0.4)
+        ends = time.monotonic() + 0.4
+        async with (
+            http.ws_connect(stream_url(sim, *BOOKS), autoping=False) as ws,
+            http.ws_connect(f"{sim.ws_url}/ws", autoping=False) as bare,
+        ):
+            answer = await request(bare, {"method": "SUBSCRIBE", "params": BOOKS, "id": 1})
+            assert answer == {"result": None, "id": 1}  # control answers go on
+            during, bare_during = await asyncio.gather(
+                watch(ws, ends - 0.05 - time.monotonic()),
+                watch(bare, ends - 0.05 - time.monotonic()),
+            )
+            for seen in (during, bare_during):  # accepted, pinged, but no data
+                assert seen.frames == [] and len(seen.pings) >= 2 and not seen.ended, seen
+            await asyncio.sleep(max(0.0, ends + 0.02 - time.monotonic()))
+            after = await watch(ws, 0.15)
+            assert len(after.frames) >= 5 and all(well_formed(f, True) for f in after.frames)
+            assert len((await watch(bare, 0.1)).frames) >= 3
+        assert sim.stats.pong_timeouts == 0
+
+
+async def test_silence_of_some_symbols_covers_new_connections_too() -> None:
+    async with running(symbols=SYMBOLS, rate=50.0) as sim, aiohttp.ClientSession() as http:
+        sim.silence(0.3, ["ETHUSDT"])
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
+            assert _symbols_of(await collect(ws, 0.2)) == {"BTCUSDT"}
+
+
+# --- clear -------------------------------------------------------------------------------------
+
+
+async def test_clear_ends_the_new_faults_at_once() -> None:
+    async with running(symbols=SYMBOLS, rate=50.0) as sim, aiohttp.ClientSession() as http:
+        sim.slow_handshake(10, 10)
+        sim.flap(10, up=0.1)
+        sim.refuse_subscriptions(10, SYMBOLS)
+        sim.jump_ids("BTCUSDT", 10**6)
+        sim.clear()
+        started = time.monotonic()
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
+            assert time.monotonic() - started < 0.1  # not held
+            frames = await collect(ws, 0.25)  # past `up`: not dropped
+            assert _symbols_of(frames) == set(SYMBOLS)  # not refused
+            ids = _ids(frames, BOOKS[0], "u")
+            assert all(1 <= b - a <= 4 for a, b in itertools.pairwise(ids))  # no jump
+            assert not ws.closed
+        assert sim.stats.held_handshakes == sim.stats.refused_subscriptions == 0
+        assert [what for _t, what in sim.faults.log][-1] == "clear"
 
 
 # --- bounds -----------------------------------------------------------------------------------
