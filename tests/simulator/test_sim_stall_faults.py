@@ -47,20 +47,20 @@ async def _open_after(http: aiohttp.ClientSession, url: str) -> tuple[float, str
 
 async def test_slow_handshake_holds_each_upgrade_for_the_delay() -> None:
     async with running(symbols=SYMBOLS, rate=50.0) as sim, aiohttp.ClientSession() as http:
-        sim.slow_handshake(0.5, 0.2)
+        sim.slow_handshake(0.6, 0.25)
         opened, first = await _open_after(http, stream_url(sim, *BOOKS))
-        assert 0.19 <= opened < 0.35
+        assert 0.24 <= opened < 0.55
         assert '"stream":' in first  # then it streams as usual
         # a second connection asked while the first is held is held as long, not queued
         url = stream_url(sim, BOOKS[0], combined=False)
         times = await asyncio.gather(_open_after(http, url), _open_after(http, url))
-        assert all(0.19 <= t < 0.35 for t, _ in times), times
+        assert all(0.24 <= t < 0.55 for t, _ in times), times
         assert sim.stats.held_handshakes == 3 and sim.stats.connections_opened == 3
         await asyncio.sleep(max(0.0, sim.faults.slow_handshake_until - time.monotonic()))
         opened, _ = await _open_after(http, url)
-        assert opened < 0.1  # over
+        assert opened < 0.2  # over
     assert sim.stats.held_handshakes == 3
-    assert [w for _t, w in sim.faults.log] == ["slow_handshake(0.5, 0.2)"]
+    assert [w for _t, w in sim.faults.log] == ["slow_handshake(0.6, 0.25)"]
 
 
 async def test_slow_handshake_without_a_delay_holds_until_the_window_ends() -> None:
@@ -70,7 +70,7 @@ async def test_slow_handshake_without_a_delay_holds_until_the_window_ends() -> N
         await asyncio.sleep(0.05)
         started = time.monotonic()
         opened, _ = await _open_after(http, stream_url(sim, *BOOKS))
-        assert ends - 0.005 <= started + opened < ends + 0.1
+        assert ends - 0.005 <= started + opened < ends + 0.3
 
 
 async def test_clear_lets_held_handshakes_go_and_stop_refuses_them() -> None:
@@ -82,12 +82,13 @@ async def test_clear_lets_held_handshakes_go_and_stop_refuses_them() -> None:
             assert not held.done()
             sim.clear()
             opened, _ = await held
-            assert 0.09 <= opened < 0.25
+            assert 0.09 <= opened < 0.5
             sim.slow_handshake(5.0, 5.0)
             held = asyncio.create_task(http.ws_connect(f"{sim.ws_url}/ws"))
             await asyncio.sleep(0.1)
             stopping = time.monotonic()
-        assert time.monotonic() - stopping < 0.3  # a held upgrade does not hold up the stop
+        # a held upgrade does not hold up the stop (it would wait for aiohttp's 0.5 s timeout)
+        assert time.monotonic() - stopping < 0.45
         try:
             await held
         except aiohttp.WSServerHandshakeError as exc:
@@ -126,7 +127,7 @@ async def test_flap_with_up_streams_for_up_seconds_then_drops() -> None:
         async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
             ending = await until_end(ws)
         assert not ending.clean  # dropped: no close frame
-        assert 0.23 <= ending.at - started < 0.4
+        assert 0.23 <= ending.at - started < 0.6
         assert len(ending.frames) >= 10 and all(well_formed(f, True) for f in ending.frames)
         ids = [json.loads(f)["data"]["u"] for f in ending.frames if "btcusdt" in f]
         assert strictly_increasing(ids)
@@ -136,7 +137,7 @@ async def test_flap_with_up_streams_for_up_seconds_then_drops() -> None:
             answer = await request(ws, {"method": "SUBSCRIBE", "params": [BOOKS[1]], "id": 1})
             ending = await until_end(ws)
         assert answer == {"result": None, "id": 1}
-        assert not ending.clean and 0.23 <= ending.at - started < 0.4
+        assert not ending.clean and 0.23 <= ending.at - started < 0.6
         assert len(ending.frames) >= 5
         assert len(await collect(before, 0.05)) >= 2
         assert [c.close_reason for c in sim.stats.connections.values()] == [None, "flap", "flap"]
@@ -156,13 +157,16 @@ async def test_flap_without_up_still_sends_one_frame() -> None:
 
 async def test_clear_keeps_connections_accepted_while_flapping() -> None:
     async with running(symbols=SYMBOLS, rate=50.0) as sim, aiohttp.ClientSession() as http:
-        sim.flap(5.0, up=0.15)
-        async with http.ws_connect(stream_url(sim, *BOOKS)) as streaming:  # drop due at 0.15 s
+        sim.flap(5.0, up=0.5)
+        async with http.ws_connect(stream_url(sim, *BOOKS)) as streaming:
             sim.flap(5.0)
             async with http.ws_connect(f"{sim.ws_url}/ws") as bare:  # one frame once subscribed
                 await request(bare, {"method": "LIST_SUBSCRIPTIONS", "id": 1})  # it is open
                 sim.clear()
-                assert len(await collect(streaming, 0.3)) >= 10  # past its `up`: not dropped
+                drop_due = sim.stats.connections[1].opened_at + 0.5
+                assert time.monotonic() < drop_due - 0.1
+                frames = await collect(streaming, drop_due + 0.1 - time.monotonic())
+                assert len(frames) >= 10  # past its `up`: not dropped
                 await request(bare, {"method": "SUBSCRIBE", "params": BOOKS, "id": 2})
                 assert len(await collect(bare, 0.1)) >= 3
         await eventually(
@@ -344,7 +348,7 @@ async def test_silence_covers_connections_opened_during_it() -> None:
                 watch(bare, ends - 0.05 - time.monotonic()),
             )
             for seen in (during, bare_during):  # accepted, pinged, but no data
-                assert seen.frames == [] and len(seen.pings) >= 2 and not seen.ended, seen
+                assert seen.frames == [] and seen.pings and not seen.ended, seen
             await asyncio.sleep(max(0.0, ends + 0.02 - time.monotonic()))
             after = await watch(ws, 0.15)
             assert len(after.frames) >= 5 and all(well_formed(f, True) for f in after.frames)
@@ -371,7 +375,7 @@ async def test_clear_ends_the_new_faults_at_once() -> None:
         sim.clear()
         started = time.monotonic()
         async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
-            assert time.monotonic() - started < 0.1  # not held
+            assert time.monotonic() - started < 0.5  # not held
             frames = await collect(ws, 0.25)  # past `up`: not dropped
             assert _symbols_of(frames) == set(SYMBOLS)  # not refused
             ids = _ids(frames, BOOKS[0], "u")
