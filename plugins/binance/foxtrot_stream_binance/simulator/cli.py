@@ -21,7 +21,7 @@ Faults are scripted with `--fault KIND@AT[:ARG[:EXTRA]]`, AT in seconds from sta
   outage@AT:SECONDS          drop everything and refuse upgrades for SECONDS
   refusesub@AT:SECONDS:SYMS  for SECONDS, answer a SUBSCRIBE naming streams of SYMS
                              (comma-separated) with an error, leave them out of URLs
-  resetids@AT:SYMBOL         restart SYMBOL's update and trade ids from 1 (prices go on)
+  resetids@AT:SYMBOL         restart SYMBOL's update and trade ids near 1 (prices go on)
   jumpids@AT:SYMBOL[:BY]     one bookTicker of SYMBOL with its update id BY (default 1e9)
                              too high; the ids after it go on from where they were
   clear@AT                   end every fault

@@ -151,8 +151,9 @@ class Faults:
         self.slow_handshake_delay = delay
 
     def reset_ids(self, symbol: str) -> None:
-        """Restart `symbol`'s book update, trade and aggTrade ids from 1, as an exchange-side
-        restart does; they grow again from there and prices go on where they were."""
+        """Restart `symbol`'s book update, trade and aggTrade ids near 1 (the next `u` is 1 to 4,
+        the next `t` and `a` 1), as an exchange-side restart does; they grow again from there
+        and prices go on where they were."""
         path = self._path(symbol)
         self._note(f"reset_ids({path.symbol})")
         path.restart_ids()
