@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from foxtrot_stream_binance.simulator import Simulator
 from foxtrot_stream_binance.simulator.cli import FaultSpec, build_parser, main, parse_fault, serve
 
 from simwire import messages
@@ -33,10 +34,18 @@ foxtrot-stream` starts, without uv syncing the environment from inside a test.""
         ("shutdown@30:0.5", FaultSpec("shutdown", 30.0, 0.5)),
         ("rest429@15:3:2", FaultSpec("rest429", 15.0, 3.0, "2")),
         ("slowrest@1.5:10:0.25", FaultSpec("slowrest", 1.5, 10.0, "0.25")),
+        ("slowhandshake@2:5:0.5", FaultSpec("slowhandshake", 2.0, 5.0, "0.5")),
+        ("slowhandshake@2:5", FaultSpec("slowhandshake", 2.0, 5.0)),
+        ("flap@1:3:0.3", FaultSpec("flap", 1.0, 3.0, "0.3")),
+        ("refusesub@2:5:BTCUSDT,ETHUSDT", FaultSpec("refusesub", 2.0, 5.0, "BTCUSDT,ETHUSDT")),
+        ("resetids@3:btcusdt", FaultSpec("resetids", 3.0, symbol="BTCUSDT")),
+        ("jumpids@3:BTCUSDT", FaultSpec("jumpids", 3.0, symbol="BTCUSDT")),
+        ("jumpids@3:1000SATSUSDT:7", FaultSpec("jumpids", 3.0, extra="7", symbol="1000SATSUSDT")),
     ],
 )
 def test_fault_specs(text: str, spec: FaultSpec) -> None:
     assert parse_fault(text) == spec
+    assert str(spec) == text.replace("btcusdt", "BTCUSDT")
 
 
 @pytest.mark.parametrize(
@@ -51,6 +60,15 @@ def test_fault_specs(text: str, spec: FaultSpec) -> None:
         ("rest42@1", "expected KIND@AT"),
         ("rest429@1:2:soon", "must be a number"),
         ("slowrest@1:2:fast", "must be a number"),
+        ("slowhandshake@1:2:slow", "must be a number"),
+        ("flap@1:2:up", "must be a number"),
+        ("refusesub@2:5", "expected refusesub@AT:SECONDS:SYMBOL"),
+        ("refusesub@2:5:BTCUSDT,", "expected refusesub@AT:SECONDS:SYMBOL"),
+        ("resetids@3", "expected resetids@AT:SYMBOL"),
+        ("resetids@3:BTCUSDT:5", "expected resetids@AT:SYMBOL"),
+        ("jumpids@3:BTC/USDT", "expected jumpids@AT:SYMBOL[:BY]"),
+        ("jumpids@3:BTCUSDT:1.5", "expected jumpids@AT:SYMBOL[:BY]"),
+        ("jumpids@3:BTCUSDT:0", "BY must be >= 1"),
         ("@3", "expected KIND@AT"),
     ],
 )
@@ -63,6 +81,25 @@ def test_bad_fault_specs_are_usage_errors(
     message = capsys.readouterr().err
     assert "argument --fault" in message and says in message and repr(text) in message, message
     assert "Binance simulator" not in message  # refused before serving
+
+
+@pytest.mark.parametrize(
+    ("text", "logged"),
+    [
+        ("slowhandshake@0:5:0.5", "slow_handshake(5.0, 0.5)"),
+        ("slowhandshake@0:5", "slow_handshake(5.0, None)"),
+        ("flap@0:3:0.3", "flap(3.0, 0.3)"),
+        ("flap@0", "flap(10.0, 0.0)"),
+        ("refusesub@0:5:btcusdt,ETHUSDT", "refuse_subscriptions(5.0, ['BTCUSDT', 'ETHUSDT'])"),
+        ("resetids@0:btcusdt", "reset_ids(BTCUSDT)"),
+        ("jumpids@0:ETHUSDT", "jump_ids(ETHUSDT, 1000000000)"),
+        ("jumpids@0:ETHUSDT:18446744073709551616", "jump_ids(ETHUSDT, 18446744073709551616)"),
+    ],
+)
+def test_fault_specs_apply_to_the_simulator(text: str, logged: str) -> None:
+    sim = Simulator()
+    parse_fault(text).apply(sim)
+    assert [what for _t, what in sim.faults.log] == [logged]
 
 
 def test_faults_accept_several_after_one_flag() -> None:
@@ -101,6 +138,14 @@ async def test_serve_prints_the_urls_runs_the_faults_and_stops_at_the_duration(
 def test_main_reports_a_bad_configuration(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--port", "0", "--rate", "-1"]) == 2
     assert "rate must be >= 0" in capsys.readouterr().err
+
+
+def test_main_refuses_faults_naming_unlisted_symbols(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--port", "0", "--symbols", "BTCUSDT", "--duration", "5"]
+    assert main([*argv, "--fault", "resetids@1:BTCUSDT", "jumpids@2:ETHUSDT:5"]) == 2
+    err = capsys.readouterr().err
+    assert "faults name symbols not listed: jumpids@2:ETHUSDT:5" in err, err
+    assert "Binance simulator" not in err  # refused before serving
 
 
 async def _run_until(sig: signal.Signals) -> int:

@@ -47,7 +47,7 @@ class Simulator:
         self.port = 0
         self.stats = SimulatorStats()
         self.market = Market(self.config)
-        self.faults = Faults(shutdown_grace=self.config.shutdown_grace)
+        self.faults = Faults(shutdown_grace=self.config.shutdown_grace, paths=self.market.paths)
         self.server = StreamServer(self.config, self.market, self.faults, self.stats)
         self.faults.target = self.server
         self.rest = RestApi(self.config, self.market, self.faults, self.stats)
@@ -151,8 +151,20 @@ class Simulator:
     def malformed(self, count: int) -> int:
         return self.faults.malformed(count)
 
-    def flap(self, seconds: float) -> None:
-        self.faults.flap(seconds)
+    def flap(self, seconds: float, up: float = 0.0) -> None:
+        self.faults.flap(seconds, up)
+
+    def slow_handshake(self, seconds: float, delay: float | None = None) -> None:
+        self.faults.slow_handshake(seconds, delay)
+
+    def refuse_subscriptions(self, seconds: float, symbols: Iterable[str]) -> None:
+        self.faults.refuse_subscriptions(seconds, symbols)
+
+    def reset_ids(self, symbol: str) -> None:
+        self.faults.reset_ids(symbol)
+
+    def jump_ids(self, symbol: str, by: int = 10**9) -> None:
+        self.faults.jump_ids(symbol, by)
 
     def slow_rest(self, seconds: float, delay: float | None = None) -> None:
         self.faults.slow_rest(seconds, delay)

@@ -7,7 +7,11 @@ Faults are scripted with `--fault KIND@AT[:ARG[:EXTRA]]`, AT in seconds from sta
   stall@AT:SECONDS           connections open, but no data, pings, pongs or answers
   silence@AT:SECONDS[:SYMS]  no data (for SYMS, comma-separated, or all); pings go on
   malformed@AT:COUNT         COUNT bad frames to every connection
-  flap@AT:SECONDS            accept, send one frame, drop, for SECONDS
+  flap@AT:SECONDS[:UP]       for SECONDS, accept each connection, send one frame (or
+                             stream UP seconds), then drop it (no close handshake)
+  slowhandshake@AT:SECONDS[:DELAY]
+                             hold each WebSocket upgrade DELAY seconds before its 101
+                             answer (default: to the window's end), for SECONDS
   shutdown@AT[:GRACE]        send serverShutdown, close GRACE seconds later
   lifetime@AT                close every connection as the 24-hour cut does
   rest<STATUS>@AT:COUNT[:RETRY_AFTER]
@@ -15,6 +19,11 @@ Faults are scripted with `--fault KIND@AT[:ARG[:EXTRA]]`, AT in seconds from sta
   slowrest@AT:SECONDS[:DELAY]
                              hold REST answers DELAY seconds (default: to the window's end)
   outage@AT:SECONDS          drop everything and refuse upgrades for SECONDS
+  refusesub@AT:SECONDS:SYMS  for SECONDS, answer a SUBSCRIBE naming streams of SYMS
+                             (comma-separated) with an error, leave them out of URLs
+  resetids@AT:SYMBOL         restart SYMBOL's update and trade ids near 1 (prices go on)
+  jumpids@AT:SYMBOL[:BY]     one bookTicker of SYMBOL with its update id BY (default 1e9)
+                             too high; the ids after it go on from where they were
   clear@AT                   end every fault
 
 e.g. `--fault drop@10 refuse@5:10 stall@20:5 silence@8:4:BTCUSDT rest429@15:3`.
@@ -41,6 +50,12 @@ _SPEC = re.compile(
     r"^(?P<kind>[a-z]+|rest\d{3})@(?P<at>\d+(?:\.\d+)?)"
     r"(?::(?P<arg>\d+(?:\.\d+)?))?(?::(?P<extra>[A-Za-z0-9.,]+))?$"
 )
+_NUMERIC_EXTRA = ("slowrest", "slowhandshake", "flap")
+_SYMBOL_SPEC = re.compile(
+    r"^(?P<kind>[a-z]+)@(?P<at>\d+(?:\.\d+)?):(?P<symbol>[A-Za-z0-9]{2,20})(?::(?P<by>\d+))?$"
+)
+_SYMBOL_FORMS = {"resetids": "resetids@AT:SYMBOL", "jumpids": "jumpids@AT:SYMBOL[:BY]"}
+"""Kinds whose first field is a symbol rather than a number."""
 KINDS = (
     "drop",
     "refuse",
@@ -48,10 +63,14 @@ KINDS = (
     "silence",
     "malformed",
     "flap",
+    "slowhandshake",
     "shutdown",
     "lifetime",
     "slowrest",
     "outage",
+    "refusesub",
+    "resetids",
+    "jumpids",
     "clear",
 )
 
@@ -62,9 +81,13 @@ class FaultSpec:
     at: float
     arg: float | None = None
     extra: str | None = None
+    symbol: str | None = None
+    """The symbol of `resetids` and `jumpids` (their first field)."""
 
     def __str__(self) -> str:
         fields = [f"{self.kind}@{self.at:g}"]
+        if self.symbol is not None:
+            fields.append(self.symbol)
         if self.arg is not None:
             fields.append(f"{self.arg:g}")
         if self.extra is not None:
@@ -86,7 +109,9 @@ class FaultSpec:
         elif kind == "malformed":
             sim.malformed(count)
         elif kind == "flap":
-            sim.flap(seconds)
+            sim.flap(seconds, float(self.extra) if self.extra else 0.0)
+        elif kind == "slowhandshake":
+            sim.slow_handshake(seconds, float(self.extra) if self.extra else None)
         elif kind == "shutdown":
             sim.server_shutdown(self.arg)
         elif kind == "lifetime":
@@ -95,6 +120,15 @@ class FaultSpec:
             sim.slow_rest(seconds, float(self.extra) if self.extra else None)
         elif kind == "outage":
             sim.outage(seconds)
+        elif kind == "refusesub":
+            sim.refuse_subscriptions(seconds, str(self.extra).split(","))
+        elif kind == "resetids":
+            sim.reset_ids(str(self.symbol))
+        elif kind == "jumpids":
+            if self.extra is None:
+                sim.jump_ids(str(self.symbol))
+            else:
+                sim.jump_ids(str(self.symbol), int(self.extra))
         elif kind == "clear":
             sim.clear()
         else:  # restNNN
@@ -103,6 +137,9 @@ class FaultSpec:
 
 
 def parse_fault(text: str) -> FaultSpec:
+    form = _SYMBOL_FORMS.get(text.partition("@")[0])
+    if form is not None:
+        return _symbol_fault(text, form)
     m = _SPEC.match(text)
     kind = m["kind"] if m else ""
     status = kind[4:] if kind.startswith("rest") else ""
@@ -112,9 +149,22 @@ def parse_fault(text: str) -> FaultSpec:
             f"got {text!r}"
         )
     extra = m["extra"]
-    if extra is not None and (kind == "slowrest" or status) and not _NUMBER.match(extra):
+    if kind == "refusesub" and not (extra and all(extra.split(","))):
+        raise argparse.ArgumentTypeError(
+            f"expected refusesub@AT:SECONDS:SYMBOL[,SYMBOL...], got {text!r}"
+        )
+    if extra is not None and (kind in _NUMERIC_EXTRA or status) and not _NUMBER.match(extra):
         raise argparse.ArgumentTypeError(f"the last field of {text!r} must be a number")
     return FaultSpec(kind, float(m["at"]), float(m["arg"]) if m["arg"] else None, extra)
+
+
+def _symbol_fault(text: str, form: str) -> FaultSpec:
+    m = _SYMBOL_SPEC.match(text)
+    if m is None or (m["by"] is not None and m["kind"] == "resetids"):
+        raise argparse.ArgumentTypeError(f"expected {form}, got {text!r}")
+    if m["by"] is not None and int(m["by"]) < 1:
+        raise argparse.ArgumentTypeError(f"BY must be >= 1 in {text!r}")
+    return FaultSpec(m["kind"], float(m["at"]), extra=m["by"], symbol=m["symbol"].upper())
 
 
 def _symbol_rate(text: str) -> tuple[str, float]:
@@ -185,6 +235,11 @@ async def serve(args: argparse.Namespace) -> int:
         config = config_from(args)
     except ValueError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
+        return 2
+    listed = set(config.all_symbols())
+    unlisted = [str(f) for f in args.fault if f.symbol is not None and f.symbol not in listed]
+    if unlisted:
+        print(f"simulate: faults name symbols not listed: {', '.join(unlisted)}", file=sys.stderr)
         return 2
     sim = Simulator(config)
     try:

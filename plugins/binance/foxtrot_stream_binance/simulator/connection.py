@@ -57,6 +57,9 @@ class Connection:
         self.outbox: deque[bytes] = deque()
         self.closing = False
         self.flapping = False
+        """Accepted during a one-frame `flap`: it gets one frame of its streams, then the drop."""
+        self.flap_drop: asyncio.TimerHandle | None = None
+        """Its drop, if accepted during a `flap` with `up` seconds."""
         self._wake = asyncio.Event()
         self._then: tuple[int, str] | None = None
         """How the writer ends once the outbox is flushed: a close code (or ABORT) and reason."""
@@ -113,6 +116,11 @@ class Connection:
     def close_later(self, delay: float, code: int, reason: str, why: str) -> None:
         loop = asyncio.get_running_loop()
         self._timers.append(loop.call_later(delay, lambda: self.close(code, reason, why=why)))
+
+    def abort_later(self, delay: float, why: str) -> asyncio.TimerHandle:
+        timer = asyncio.get_running_loop().call_later(delay, self.abort, why)
+        self._timers.append(timer)
+        return timer
 
     def abort(self, why: str) -> None:
         """Cut the TCP connection now: no close frame, as a network failure looks."""

@@ -24,6 +24,8 @@ BAD_PROPERTY_NAME = "Invalid request: property name must be a string"
 TOO_MANY_PARAMS = "Invalid request: too many parameters"
 INVALID_STREAM = "Invalid request: invalid stream"
 TOO_MANY_STREAMS = "Invalid request: too many streams"
+REFUSED = "Invalid request: refused"
+"""`refuse_subscriptions`' answer (a scripted fault, not a documented Binance message)."""
 
 
 @attrs.frozen

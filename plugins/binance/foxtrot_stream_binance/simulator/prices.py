@@ -133,6 +133,10 @@ class PricePath:
         self.trade_us = now_us
         return True
 
+    def restart_ids(self) -> None:
+        """Ids as after an exchange restart: the next update id is 1 to 4, the next trade 1."""
+        self.update_id = self.trade_id = self.agg_id = 0
+
     def levels(self, n: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """The top `n` bids and asks; the best ones are the bookTicker's, deeper ones derived."""
         bids = [(self.bid, self.bid_qty)]

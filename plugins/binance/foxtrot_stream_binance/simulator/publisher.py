@@ -49,13 +49,16 @@ class Publisher:
         silenced = self.faults.silenced(now)
         index = self.server.subscribers
         fan_out = self.server.fan_out
+        jumps = self.faults.id_jumps
         for path, traded in self.market.advance(now, now_us):
             if stalled or (silenced is not None and (silenced is ALL or path.symbol in silenced)):
                 continue
             book, trade, agg = path.streams
             subs = index.get(book)
             if subs:
-                fan_out(subs, book, streams.book_ticker(path))
+                # a pending jump is spent on a frame someone gets, not on an unheard update
+                jump = self.faults.take_jump(path.symbol) if jumps else 0
+                fan_out(subs, book, streams.book_ticker(path, jump))
             if not traded:
                 continue
             subs = index.get(trade)

@@ -48,6 +48,8 @@ class SimulatorStats:
     """Upgrades answered 503 by `refuse_upgrades`."""
     attempts_over_limit: int = 0
     """Upgrades answered 429 for going over `attempt_limit` per `attempt_window`."""
+    held_handshakes: int = 0
+    """Upgrades held by `slow_handshake` before their 101 answer."""
     connections_opened: int = 0
     connections: dict[int, ConnectionStats] = attrs.Factory(dict)
     """Every connection by id, open or closed."""
@@ -58,6 +60,9 @@ class SimulatorStats:
     slow_consumer_drops: int = 0
     max_streams_per_connection: int = 0
     frames_sent: int = 0
+    refused_subscriptions: int = 0
+    """SUBSCRIBEs refused by `refuse_subscriptions`, and connection URLs whose streams of
+    refused symbols were left out."""
     subscribe_requests: list[tuple[int, int]] = attrs.Factory(list)
     """(connection id, streams in the request) for each SUBSCRIBE, the URL's included."""
     rest_requests: int = 0

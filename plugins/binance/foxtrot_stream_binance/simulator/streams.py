@@ -42,9 +42,10 @@ def parse_stream(name: str, paths: Mapping[str, PricePath]) -> StreamSpec | None
     return StreamSpec(name, symbol, "depth", int(m.group(3)), 0.1 if m.group(4) else 1.0)
 
 
-def book_ticker(p: PricePath) -> bytes:
+def book_ticker(p: PricePath, jump: int = 0) -> bytes:
+    """`jump`: how far `u` is pushed past the path's update id, for `jump_ids`."""
     return (
-        f'{{"u":{p.update_id},"s":"{p.symbol}","b":"{fmt(p.bid)}","B":"{fmt(p.bid_qty)}",'
+        f'{{"u":{p.update_id + jump},"s":"{p.symbol}","b":"{fmt(p.bid)}","B":"{fmt(p.bid_qty)}",'
         f'"a":"{fmt(p.ask)}","A":"{fmt(p.ask_qty)}"}}'
     ).encode()
 

@@ -54,6 +54,8 @@ class StreamServer:
         self._idle.set()
         self._micro = 0
         """Open connections asking for microsecond times (when none, skip encoding them)."""
+        self._held: set[asyncio.Future[bool]] = set()
+        """Upgrades held by `slow_handshake`: True lets one go ahead early, False refuses it."""
 
     # --- upgrade ---------------------------------------------------------------------------
 
@@ -77,6 +79,15 @@ class StreamServer:
         )
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="Expected a WebSocket upgrade")
+        hold = self.faults.handshake_delay(now)
+        if hold > 0:
+            self.stats.held_handshakes += 1
+            if not await self._hold(hold):
+                return web.Response(status=503, text="Service Unavailable")
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return web.Response(status=408)  # the client gave up waiting: nobody to answer
+            now = self.clock()  # the connection opens now: later faults are judged from here
         await ws.prepare(request)
         conn = Connection(
             next(self._ids),
@@ -98,12 +109,20 @@ class StreamServer:
         if valid:  # the URL's streams count as the first subscription
             conn.stats.subscriptions.append(tuple(names))
             self.stats.subscribe_requests.append((conn.id, len(names)))
+            refusing = self.faults.refusing_symbols(now)
+            if refusing and any(s.symbol in refusing for s in valid):
+                # no answer goes with a URL: the refused streams just never come
+                self.stats.refused_subscriptions += 1
+                valid = [s for s in valid if s.symbol not in refusing]
             self._subscribe(conn, valid)
         conn.start()
         if self.faults.flapping(now):
-            conn.flapping = True
-            if valid:
-                self._flap(conn, valid[0])
+            if self.faults.flap_up > 0:
+                conn.flap_drop = conn.abort_later(self.faults.flap_up, "flap")
+            else:
+                conn.flapping = True
+                if valid:
+                    self._flap(conn, valid[0])
         pending = self.faults.take_malformed()
         if pending:
             conn.push_all(streams.malformed(self._symbol_of(conn), conn.combined, pending))
@@ -113,6 +132,24 @@ class StreamServer:
             self._forget(conn)
             await conn.teardown()
         return ws
+
+    async def _hold(self, seconds: float) -> bool:
+        """Wait `seconds` before answering an accepted upgrade; False if the simulator is
+        stopping (the upgrade is then refused rather than opened behind `close_all`)."""
+        gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._held.add(gate)
+        try:
+            async with asyncio.timeout(seconds):
+                return await gate
+        except TimeoutError:
+            return True
+        finally:
+            self._held.discard(gate)
+
+    def _release(self, proceed: bool) -> None:
+        for gate in self._held:
+            if not gate.done():
+                gate.set_result(proceed)
 
     def _admit(self, now: float) -> web.Response | None:
         st, cfg = self.stats, self.config
@@ -171,7 +208,7 @@ class StreamServer:
         if isinstance(req, control.Error):
             conn.send_json(req.body())
         elif req.method == "SUBSCRIBE":
-            self._on_subscribe(conn, req)
+            self._on_subscribe(conn, req, now)
         elif req.method == "UNSUBSCRIBE":
             self._unsubscribe(conn, [n for n in req.params if n in conn.streams])
             conn.send_json(control.result(req.id))
@@ -183,7 +220,7 @@ class StreamServer:
         else:
             conn.send_json(control.result(req.id, conn.combined))
 
-    def _on_subscribe(self, conn: Connection, req: control.Request) -> None:
+    def _on_subscribe(self, conn: Connection, req: control.Request, now: float) -> None:
         names = [str(n) for n in req.params]
         self.stats.subscribe_requests.append((conn.id, len(names)))
         conn.stats.subscriptions.append(tuple(names))
@@ -193,6 +230,12 @@ class StreamServer:
             # live servers close after an invalid stream: one bad name costs the whole socket
             conn.send_json(control.Error(req.id, 2, control.INVALID_STREAM).body())
             conn.close(1008, "Invalid stream", flush=True, why="invalid stream")
+            return
+        refusing = self.faults.refusing_symbols(now)
+        if refusing and any(s.symbol in refusing for s in valid):
+            # all or nothing, and unlike an invalid stream the connection stays open
+            self.stats.refused_subscriptions += 1
+            conn.send_json(control.Error(req.id, 2, control.REFUSED).body())
             return
         if len(conn.streams | set(names)) > self.config.max_streams:
             conn.send_json(control.Error(req.id, 2, control.TOO_MANY_STREAMS).body())
@@ -296,8 +339,18 @@ class StreamServer:
             conn.push_all(streams.malformed(self._symbol_of(conn), conn.combined, count))
         return len(self.clients)
 
+    def end_faults(self) -> None:
+        """`Faults.clear()`: held upgrades go ahead now, and flapping connections stay."""
+        self._release(True)
+        for conn in self.clients.values():
+            conn.flapping = False
+            if conn.flap_drop is not None:
+                conn.flap_drop.cancel()
+                conn.flap_drop = None
+
     async def close_all(self, grace: float) -> None:
         """Close every connection; cut those still open after `grace` seconds."""
+        self._release(False)
         for conn in self.clients.values():
             conn.close(1001, "Simulator stopping", why="stopped")
         with contextlib.suppress(TimeoutError):
