@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -66,6 +67,11 @@ async def run(
     finally:
         if server is not None:
             await server.stop()
+        # `run` is the last thing the CLI does before exiting. Without this the interpreter's
+        # shutdown collections walk every object that aiohttp, the plugins and the feed
+        # created: 0.2-0.5 s measured on a 2-core machine, half the second allowed between the
+        # signal (or --duration) and the exit. Frozen objects are skipped by the collector.
+        gc.freeze()
 
 
 async def _stream(
