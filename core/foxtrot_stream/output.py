@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
+import os
+import select
+import stat
 import sys
+import threading
 import time
-from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import orjson
 from rich.console import Console
@@ -19,31 +27,215 @@ from foxtrot_stream.status import AdapterStatus, adapter_status_async
 if TYPE_CHECKING:
     from foxtrot_stream.feed import Feed
 
+log = logging.getLogger(__name__)
+
 
 class JsonLines:
-    """Writes each tick as one JSON line. Lines are whole: a line is written in one call."""
+    """Writes each tick as one JSON line to stdout without ever blocking the feed's loop.
 
-    def __init__(self, out: IO[bytes] | None = None) -> None:
-        self.out = out if out is not None else sys.stdout.buffer
+    A tick is encoded on the loop (`__call__`) and queued, whole lines only, in a buffer bounded
+    to `max_bytes`; a writer thread drains it to the file descriptor. When the buffer is full
+    (the reader of stdout is slower than the feed) the tick is dropped and counted in `dropped`;
+    `lines` counts the lines written. A reader that goes away (`| head`: EPIPE) sets `broken`:
+    nothing more is written or counted, the feed streams on. `aclose()` flushes for at most
+    `flush_timeout` seconds, then counts what is left as dropped.
+
+    Why a thread doing `os.write` on the raw descriptor, and not non-blocking writes with
+    `loop.add_writer`: O_NONBLOCK is a flag of the open file description, which stdout often
+    shares with stderr (`2>&1`, a terminal) and with the shell and the other processes of a
+    pipeline; setting it would make their writes, and our logging to stderr, fail with EAGAIN.
+    `add_writer` also refuses regular files (`> ticks.jsonl`). `sys.stdout.buffer` is not used
+    because the thread could hold its lock when the interpreter shuts down.
+
+    Whole lines: the thread waits (`poll`, with a timeout so that it sees `aclose`) until the
+    descriptor is writable, then writes whole lines, at most `PIPE_BUF` (4 KiB) at a time to a
+    pipe, socket or terminal (64 KiB to a file). A write of at most `PIPE_BUF` to a pipe is
+    atomic, all or nothing, even if it blocks (another writer, e.g. stderr on the same pipe, took
+    the room after the poll) and the process exits meanwhile. A chunk partly written (a socket or
+    a terminal may take part of it) is finished before the thread stops, past the deadline too;
+    `aclose` waits `JOIN_GRACE` for that. A single line longer than `PIPE_BUF` (never a tick:
+    about 240 bytes) is written on its own and has no such guarantee.
+    """
+
+    MAX_BYTES = 1 << 20
+    """Default bound of the buffer: about 4,000 ticks, seconds of a busy feed."""
+    FLUSH_TIMEOUT = 0.5
+    """Default for `aclose`: how long what is buffered may take to reach the reader."""
+    JOIN_GRACE = 0.1
+    """How long `aclose` waits, after `flush_timeout`, for a thread stuck in a write."""
+    POLL_EVERY = 0.05
+    """Longest wait for a writable descriptor before the thread looks at `aclose` again."""
+
+    def __init__(
+        self,
+        fd: int | None = None,
+        *,
+        max_bytes: int = MAX_BYTES,
+        flush_timeout: float = FLUSH_TIMEOUT,
+    ) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be > 0, got {max_bytes!r}")
+        self.fd = fd if fd is not None else sys.stdout.fileno()
+        self.max_bytes = max_bytes
+        self.flush_timeout = flush_timeout
         self.lines = 0
+        """Lines written (whole, from the reader's point of view)."""
+        self.dropped = 0
+        """Ticks not written because the reader was too slow: the buffer was full, or they were
+        still buffered when `aclose` gave up."""
         self.broken = False
+        """The reader went away (EPIPE): nothing more is written or counted."""
+        self.error: OSError | None = None
+        """Another write error (e.g. a full disk): logged, writing stopped, the feed streams on."""
+        mode = os.fstat(self.fd).st_mode
+        pipe_like = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(self.fd)
+        self._chunk = select.PIPE_BUF if pipe_like else 1 << 16
+        self._poller: select.poll | None = None
+        if hasattr(select, "poll"):  # not on Windows: there the writes simply block the thread
+            self._poller = select.poll()
+            self._poller.register(self.fd, select.POLLOUT)
+        # the buffer: lines, their total size, and what the thread took but has not yet written
+        self._cond = threading.Condition(threading.Lock())
+        self._buf: deque[bytes] = deque()
+        self._size = 0
+        self._inflight = 0
+        self._waiting = False  # the thread waits for lines: notify it
+        self._deadline: float | None = None  # set by aclose: stop writing at this time
+        self._done = False  # the thread's leftovers are counted; nothing more is queued
+        self._on_exit: Callable[[], object] | None = None  # aclose waits for the thread
+        self._exited = False
+        self._thread = threading.Thread(target=self._run, name="foxtrot-stream-jsonl", daemon=True)
+        self._thread.start()
 
     def __call__(self, tick: Tick) -> None:
-        if self.broken:
+        """On the loop: encode and queue the tick, or count it dropped. Never blocks on I/O."""
+        if self.broken or self.error is not None:
             return
-        try:
-            self.out.write(orjson.dumps(tick.to_json_dict(), option=orjson.OPT_APPEND_NEWLINE))
-        except BrokenPipeError:
-            self.broken = True  # the reader went away (`| head`): stop writing, keep streaming
-            return
-        self.lines += 1
+        line = orjson.dumps(tick.to_json_dict(), option=orjson.OPT_APPEND_NEWLINE)
+        with self._cond:
+            if self._done or self._size + len(line) > self.max_bytes:
+                self.dropped += 1
+                return
+            self._buf.append(line)
+            self._size += len(line)
+            if self._waiting:
+                self._cond.notify()
 
-    def flush(self) -> None:
-        if not self.broken:
+    @property
+    def buffered(self) -> int:
+        """Lines waiting for the reader (queued or being written)."""
+        with self._cond:
+            return len(self._buf) + self._inflight
+
+    async def aclose(self) -> None:
+        """Flush for at most `flush_timeout` seconds, then stop the thread; what could not be
+        written is counted in `dropped`. The loop runs meanwhile."""
+        loop = asyncio.get_running_loop()
+        exited = asyncio.Event()
+        with self._cond:
+            if self._deadline is None:
+                self._deadline = time.monotonic() + self.flush_timeout
+            self._on_exit = lambda: loop.call_soon_threadsafe(exited.set)
+            if self._exited:
+                exited.set()
+            self._cond.notify()
+        # the thread ends by the deadline unless it is blocked in a write (see the class
+        # docstring): then what it holds is counted as dropped; it is a daemon, it cannot delay
+        # the exit
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.flush_timeout + self.JOIN_GRACE):
+                await exited.wait()
+        self._finish()
+
+    def _finish(self) -> None:
+        with self._cond:
+            if self._done:
+                return
+            self._done = True
+            if not self.broken and self.error is None:
+                self.dropped += len(self._buf) + self._inflight
+            self._buf.clear()
+            self._size = self._inflight = 0
+
+    # --- the writer thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while (taken := self._take()) is not None:
+                chunk, n = taken
+                if not self._write(chunk):
+                    break
+                with self._cond:
+                    self.lines += n
+                    if self._done:  # aclose gave up waiting for this write: it counted them
+                        self.dropped -= n
+                    self._inflight = 0
+        finally:
+            self._finish()
+            with self._cond:
+                self._exited = True
+                on_exit = self._on_exit
+            if on_exit is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                    on_exit()
+
+    def _take(self) -> tuple[bytes, int] | None:
+        """Whole lines, at most one chunk (or one long line), and how many; None: stop."""
+        with self._cond:
+            while not self._buf:
+                if self._deadline is not None:
+                    return None  # closing, and everything is written
+                self._waiting = True
+                self._cond.wait()
+                self._waiting = False
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                return None  # closing: time is up, what is left is counted dropped
+            lines = [self._buf.popleft()]
+            size = len(lines[0])
+            while self._buf and size + len(self._buf[0]) <= self._chunk:
+                size += len(self._buf[0])
+                lines.append(self._buf.popleft())
+            self._size -= size
+            self._inflight = len(lines)
+        return b"".join(lines), len(lines)
+
+    def _write(self, chunk: bytes) -> bool:
+        """Write the chunk whole; False: stop (reader gone, write error, or out of time before
+        the chunk was begun)."""
+        view = memoryview(chunk)
+        begun = False
+        while view:
+            if not self._wait_writable(begun):
+                return False
             try:
-                self.out.flush()
+                n = os.write(self.fd, view)
+            except BlockingIOError:
+                continue  # O_NONBLOCK set by another process sharing the description: wait
             except BrokenPipeError:
-                self.broken = True
+                self.broken = True  # the reader went away (`| head`): stop writing, keep streaming
+                return False
+            except OSError as exc:
+                self.error = exc
+                log.error("stopped writing to stdout: %s", exc)
+                return False
+            view = view[n:]
+            begun = begun or n > 0
+        return True
+
+    def _wait_writable(self, begun: bool) -> bool:
+        if self._poller is None:
+            return True
+        while True:
+            timeout = self.POLL_EVERY
+            deadline = self._deadline
+            if deadline is not None and not begun:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                timeout = min(timeout, left)
+            # POLLERR/POLLHUP (reader gone) or POLLNVAL: the write says which error it is
+            if self._poller.poll(math.ceil(timeout * 1000)):
+                return True
 
 
 class LiveTable:

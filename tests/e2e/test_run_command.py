@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
+import os
+import re
 import signal
 import sys
+import termios
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from foxtrot_stream_binance.simulator import Simulator
+import pytest
 
-from e2e_helpers import FAST
+from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
+
+from e2e_helpers import FAST, SYMBOLS, wait_for
 
 KEYS = {
     "adapter",
@@ -120,3 +129,157 @@ async def test_only_unknown_symbols_exit_2_naming_them(sim: Simulator, tmp_path:
     assert b"NOPEUSDT refused: NOPEUSDT is not listed on Binance" in err
     assert b"foxtrot-stream: nothing to stream: NOPEUSDT refused" in err
     assert b"Traceback" not in err
+
+
+# --- a reader of stdout that does not read --------------------------------------------------------
+#
+# The child's stdout is the write end of an os.pipe() that the test leaves unread (asyncio's
+# stdout=PIPE would read it into the StreamReader, and Process.wait() would wait for its EOF).
+# At 1,000 updates/s per symbol (about 3,900 ticks/s with the trades, 240 bytes each) the
+# 64 KiB pipe is full within 0.1 s and the 1 MiB buffer of `JsonLines` in about a second.
+
+DROPPED = re.compile(rb"foxtrot-stream: (\d+) ticks dropped: the reader of stdout was too slow")
+
+
+@pytest.fixture
+async def busy_sim() -> AsyncIterator[Simulator]:
+    config = SimulatorConfig(
+        symbols=SYMBOLS, rate=1000.0, ping_interval=0.5, pong_timeout=2.0, seed=7
+    )
+    async with Simulator(config) as s:
+        yield s
+
+
+class Unread:
+    """`run --format jsonl` with stdout into a pipe nobody reads, stderr read as it comes."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.err = b""
+        self.connected = asyncio.Event()
+        self.connected_at = 0.0
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, config: Path, *args: str) -> asyncio.subprocess.Process:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "foxtrot_stream.cli", "run", "--config", str(config),
+            "--symbols", *SYMBOLS, "--format", "jsonl", *args,
+            stdout=self.w, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        os.close(self.w)
+        self._reader = asyncio.create_task(self._read_stderr())
+        return self.proc
+
+    async def _read_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            self.err += line
+            if b"WebSocket connection established" in line and not self.connected.is_set():
+                self.connected_at = time.monotonic()
+                self.connected.set()
+
+    async def wait_connected(self) -> None:
+        async with asyncio.timeout(20):
+            await self.connected.wait()
+
+    def pending(self) -> int:
+        """Bytes written to the pipe and not read."""
+        buf = bytearray(4)
+        fcntl.ioctl(self.r, termios.FIONREAD, buf)
+        return int.from_bytes(buf, sys.byteorder)
+
+    async def exited_within(self, seconds: float) -> bool:
+        assert self.proc is not None
+        try:
+            async with asyncio.timeout(seconds):
+                await self.proc.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def read_out(self) -> bytes:
+        os.set_blocking(self.r, False)
+        chunks = []
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(self.r, 1 << 16):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close_read(self) -> None:
+        if self.r >= 0:
+            os.close(self.r)
+            self.r = -1
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()  # still running: the test has failed already; don't leave it
+            await self.proc.wait()
+        if self._reader is not None:
+            await self._reader
+        self.close_read()
+
+
+@pytest.fixture
+async def unread() -> AsyncIterator[Unread]:
+    u = Unread()
+    yield u
+    await u.close()
+
+
+def assert_whole_lines(out: bytes) -> int:
+    assert out.endswith(b"\n"), out[-300:]
+    lines = out.splitlines(keepends=True)
+    for line in lines:
+        assert set(json.loads(line)) >= KEYS, line
+    return len(lines)
+
+
+async def test_unread_stdout_with_duration_exits_within_1s_counting_the_drops(
+    busy_sim: Simulator, tmp_path: Path, unread: Unread
+) -> None:
+    proc = await unread.start(write_config(tmp_path, busy_sim), "--duration", "2")
+    await unread.wait_connected()  # the duration runs from about now (after the feed started)
+    exited = await unread.exited_within(3.5)
+    took = time.monotonic() - unread.connected_at
+    assert exited, f"still running {took:.1f} s after connecting with --duration 2"
+    assert took < 3.5, f"exited {took:.2f} s after connecting with --duration 2"
+    assert proc.returncode == 0, unread.err.decode()
+    assert b"Traceback" not in unread.err
+    found = DROPPED.search(unread.err)
+    assert found, unread.err.decode()
+    assert int(found[1]) > 1000
+    assert assert_whole_lines(unread.read_out()) > 50  # what filled the pipe: whole lines
+
+
+async def test_sigterm_while_stdout_is_not_read_exits_within_1s(
+    busy_sim: Simulator, tmp_path: Path, unread: Unread
+) -> None:
+    proc = await unread.start(write_config(tmp_path, busy_sim))
+    await unread.wait_connected()
+    # the pipe is (about) full: a write to it would block
+    await wait_for(lambda: unread.pending() > 40_000, 10, "a full pipe")
+    await asyncio.sleep(0.5)  # and about 500 KB more wait in the buffer, never to be read
+    proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    exited = await unread.exited_within(3.0)
+    took = time.monotonic() - sent
+    assert exited, f"still running {took:.1f} s after SIGTERM"
+    assert took < 1.0, f"exited {took:.2f} s after SIGTERM"
+    assert proc.returncode == 0, unread.err.decode()
+    assert b"Traceback" not in unread.err
+    assert DROPPED.search(unread.err), unread.err.decode()
+    assert assert_whole_lines(unread.read_out()) > 50
+
+
+async def test_reader_that_goes_away_keeps_streaming_to_exit_0(
+    sim: Simulator, tmp_path: Path, unread: Unread
+) -> None:
+    proc = await unread.start(write_config(tmp_path, sim), "--duration", "2")
+    await wait_for(lambda: unread.pending() > 1000, 15, "a few lines")
+    assert_whole_lines(unread.read_out().rpartition(b"\n")[0] + b"\n")
+    unread.close_read()  # `| head`: the reader is done and goes away
+    assert await unread.exited_within(15)
+    assert proc.returncode == 0, unread.err.decode()
+    assert b"Traceback" not in unread.err
+    assert b"ticks dropped" not in unread.err  # a reader gone is not a slow reader
