@@ -173,7 +173,11 @@ class ShardSupervisor:
         self.conn: Connection | None = None
         self.opened_at: float | None = None
         self.quiet_since: float | None = None
-        """Since when the open connection has received no frame (None: it just did)."""
+        """Since when the open connection has received no frame, as the health watch last saw
+        it (None: down)."""
+        self._quiet_frames = -1
+        """The connection's frame count when `quiet_since` was taken: if it moved since, the
+        connection is not silent, whatever the watch's step."""
         self.connects = 0
         self.reconnects = 0
         self.rotations = 0
@@ -191,9 +195,14 @@ class ShardSupervisor:
         return self.opened_at is not None
 
     def silent_for(self) -> float:
-        """Seconds the open connection has gone without any frame (0.0 when down)."""
-        since = self.quiet_since
-        return 0.0 if since is None or not self.live else max(0.0, self.clock() - since)
+        """Seconds the open connection has gone without any frame (0.0 when down, or when a
+        frame arrived since the health watch last looked: the watch samples every half
+        heartbeat, so its `quiet_since` alone would call a busy connection silent for up to a
+        step)."""
+        since, conn = self.quiet_since, self.conn
+        if since is None or conn is None or not self.live or conn.frames != self._quiet_frames:
+            return 0.0
+        return max(0.0, self.clock() - since)
 
     def down_reason(self) -> str:
         """Why the shard is not streaming, in a few words (for status)."""
@@ -357,6 +366,7 @@ class ShardSupervisor:
     def _opened(self, listener: _Listener) -> None:
         self.opened_at = listener.opened_at
         self.quiet_since = self.opened_at
+        self._quiet_frames = -1  # the watch takes the first count
         self.connects += 1
         self.log.info("WebSocket connection established")
         self.owner.connection_up(self)
@@ -440,7 +450,7 @@ class ShardSupervisor:
         await listener.up.wait()
         gate = HealthGate(clock, interval)
         gate.on_connected()
-        frames = conn.frames
+        frames = self._quiet_frames = conn.frames
         quiet_since = last_ping = clock()
         self.quiet_since = quiet_since
         pinged = False
@@ -453,7 +463,7 @@ class ShardSupervisor:
             if gate.poll():
                 self._healthy()
             if conn.frames != frames:
-                frames = conn.frames
+                frames = self._quiet_frames = conn.frames
                 quiet_since = now
                 self.quiet_since = now
             elif now - quiet_since >= 2 * interval and not self.owner.quiet_confirmed(

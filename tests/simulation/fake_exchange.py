@@ -76,6 +76,10 @@ class Attempt:
     failed: bool = False
     delivered: float | None = None
     """When it first pushed data."""
+    last_frame: float | None = None
+    """When it last pushed data."""
+    failure: str = ""
+    """The kind of the failure that ended it, if any (`TransportFailure.kind`)."""
 
 
 class FakeExchange:
@@ -309,6 +313,7 @@ class FakeConnection:
             await self._ended.wait()
             if self._failure is not None:
                 self.attempt.failed = True
+                self.attempt.failure = self._failure.kind
                 raise self._failure
         finally:
             self.is_open = False
@@ -319,6 +324,7 @@ class FakeConnection:
         if not self.is_open or frame[0] not in self.subscribed:
             return
         self.frames += 1
+        self.attempt.last_frame = self.exchange.clock()
         assert self._handler is not None
         self._handler(frame, int(self.exchange.clock() * 1e9))
 

@@ -340,6 +340,19 @@ class Liveness(RuleBasedStateMachine):
             )
 
     @invariant()
+    def only_a_silent_connection_is_failed_for_silence(self) -> None:
+        """A connection is failed for `no_data` only if it really delivered nothing for
+        `quiet_after`: one lost symbol on a busy connection is resubscribed, not a reason to
+        drop the others."""
+        if not hasattr(self, "exchange"):
+            return
+        for attempt in self.exchange.attempts:
+            if attempt.failure != "no_data" or attempt.last_frame is None:
+                continue
+            assert attempt.ended is not None
+            assert attempt.ended - attempt.last_frame >= QUIET - 1e-6, attempt
+
+    @invariant()
     def no_reconnect_storm(self) -> None:
         if not hasattr(self, "exchange"):
             return
