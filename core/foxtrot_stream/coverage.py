@@ -3,10 +3,11 @@
 The contract (docs/user-guide.md): while the exchange's REST API answers, every change of a
 wanted symbol's quote reaches consumers, itself or a newer quote, within
 
-    B = quiet_after + poll interval + 2 × the REST round trip
+    B = quiet_after + check step + max(poll interval, R) + R
 
-(`quiet_after` is half the heartbeat interval: 16 s plus two round trips at the guide's
-defaults). The rules that keep it, per symbol:
+(`quiet_after` is half the heartbeat interval, the check step min(quiet_after / 2, 1 s), R the
+REST round trip: 17 s plus one round trip at the guide's defaults; `feed.liveness_bound`). The
+rules that keep it, per symbol:
 
 * **HTTP until proven.** A symbol is polled whenever its WebSocket has not proven that it
   delivers it: before its connection opens, while it reconnects or backs off, while the breaker

@@ -76,8 +76,10 @@ class HeartbeatSettings:
     interval: PositiveFloat = attrs.field(
         default=PositiveFloat(30.0),
         metadata=_doc(
-            "Seconds between pings; a connection with no data for twice this is stale, and a "
-            "connection is healthy again only after staying up this long with data."
+            "Seconds between pings. A symbol quiet for half of it is verified by HTTP polling, "
+            "a connection silent for twice it (while REST shows changes) is replaced, and a "
+            "connection is healthy only after staying up this long with data. Sets the "
+            "liveness bound (docs/user-guide.md)."
         ),
     )
 
