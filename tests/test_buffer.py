@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import asyncio
 
-from foxtrot_stream.buffer import ConflatingBuffer
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from foxtrot_stream.buffer import ConflatingBuffer, LatestPerSymbol
 from foxtrot_stream.model import Tick, TransportKind
 
 
@@ -59,3 +62,46 @@ async def test_a_busy_symbol_keeps_its_place_and_is_never_starved() -> None:
         await buffer._deliver_next()
     assert served.count("BUSY") >= 600 // (len(quiet) + 1) - 1
     assert buffer.received == buffer.delivered + buffer.dropped + buffer.pending
+
+
+class OneConflatingQueue(RuleBasedStateMachine):
+    """`LatestPerSymbol`, the queue behind both the feed's buffered consumers and the engine's
+    conflating thread hand-off, against a plain model: per symbol the newest tick, symbols in
+    the order of their oldest undelivered update, at most `maxsize`, every loss counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxsize = 3
+        self.queue = LatestPerSymbol(self.maxsize)
+        self.model: list[tuple[str, int]] = []
+        self.seq = 0
+        self.put_count = self.popped = self.dropped = 0
+
+    @rule(symbol=st.sampled_from("ABCDE"))
+    def put(self, symbol: str) -> None:
+        self.seq += 1
+        self.put_count += 1
+        self.dropped += self.queue.put(tick(symbol, self.seq))
+        for i, (s, _) in enumerate(self.model):
+            if s == symbol:
+                self.model[i] = (symbol, self.seq)
+                return
+        if len(self.model) >= self.maxsize:
+            self.model.pop(0)
+        self.model.append((symbol, self.seq))
+
+    @precondition(lambda self: self.model)
+    @rule()
+    def pop(self) -> None:
+        got = self.queue.pop()
+        self.popped += 1
+        assert (got.symbol, got.seq) == self.model.pop(0)
+
+    @invariant()
+    def same_and_accounted(self) -> None:
+        assert len(self.queue) == len(self.model) <= self.maxsize
+        assert bool(self.queue) == bool(self.model)
+        assert self.put_count == self.popped + self.dropped + len(self.queue)
+
+
+TestOneConflatingQueue = OneConflatingQueue.TestCase

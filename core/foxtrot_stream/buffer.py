@@ -18,6 +18,44 @@ from foxtrot_stream.model import Tick
 SlowConsumer = Callable[[Tick], Awaitable[None] | None]
 
 
+class LatestPerSymbol:
+    """The one conflating queue (pure; the caller synchronises): at most one pending tick per
+    symbol, a newer quote replacing the older in place, symbols served in the order of their
+    oldest undelivered update (so a busy symbol is never starved). With `maxsize`, a new
+    symbol beyond it pushes out the symbol waiting longest. `put` says whether a tick was
+    dropped (superseded or pushed out)."""
+
+    __slots__ = ("_pending", "maxsize")
+
+    def __init__(self, maxsize: int | None = None) -> None:
+        self._pending: dict[str, Tick] = {}
+        self.maxsize = maxsize
+
+    def put(self, tick: Tick) -> bool:
+        pending = self._pending
+        symbol = tick.symbol
+        if symbol in pending:
+            pending[symbol] = tick  # keeps its place
+            return True
+        dropped = False
+        if self.maxsize is not None and len(pending) >= self.maxsize:
+            del pending[next(iter(pending))]
+            dropped = True
+        pending[symbol] = tick
+        return dropped
+
+    def pop(self) -> Tick:
+        """The tick of the symbol waiting longest (KeyError if empty)."""
+        pending = self._pending
+        return pending.pop(next(iter(pending)))
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+
 class ConflatingBuffer:
     """Policy `drop-oldest-per-symbol`. Call `put` from the feed; run `run()` as a task."""
 
@@ -25,7 +63,7 @@ class ConflatingBuffer:
 
     def __init__(self, consumer: SlowConsumer) -> None:
         self.consumer = consumer
-        self._pending: dict[str, Tick] = {}
+        self._pending = LatestPerSymbol()
         self._ready = asyncio.Event()
         self.received = 0
         self.dropped = 0
@@ -36,11 +74,8 @@ class ConflatingBuffer:
     def put(self, tick: Tick) -> None:
         self.received += 1
         pending = self._pending
-        if tick.symbol in pending:
-            # superseded; the newer quote keeps the symbol's place (served in the order of
-            # each symbol's oldest undelivered update, so a busy symbol is never starved)
+        if pending.put(tick):
             self.dropped += 1
-        pending[tick.symbol] = tick
         if len(pending) > self.high_water:
             self.high_water = len(pending)
         self._ready.set()
@@ -63,7 +98,7 @@ class ConflatingBuffer:
             await self._deliver_next()
 
     async def _deliver_next(self) -> None:
-        tick = self._pending.pop(next(iter(self._pending)))
+        tick = self._pending.pop()
         self.delivered += 1  # handed over (received = delivered + dropped + pending)
         try:
             result = self.consumer(tick)

@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Literal, TypeVar
 
+from foxtrot_stream.buffer import LatestPerSymbol
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.model import Tick
 from foxtrot_stream.plugins import PluginHost
@@ -82,7 +83,7 @@ class Consumer:
         self.delivered = 0
         self.dropped = 0
         self.errors = 0
-        self._by_symbol: collections.OrderedDict[str, Tick] = collections.OrderedDict()
+        self._by_symbol = LatestPerSymbol(maxsize)
         self._fifo: collections.deque[Tick] = collections.deque()
         self._cond = threading.Condition(threading.Lock())
         self._closing = False
@@ -97,16 +98,8 @@ class Consumer:
                 self.dropped += 1  # would never be delivered; counted, not lost silently
                 return
             if self.policy == "conflate":
-                pending = self._by_symbol
-                if tick.symbol in pending:
-                    # superseded by this newer quote, which keeps the symbol's place: symbols
-                    # are served in the order of their oldest undelivered update, so a busy one
-                    # is not sent to the back every time and starved
+                if self._by_symbol.put(tick):  # superseded, or pushed out beyond maxsize
                     self.dropped += 1
-                elif len(pending) >= self.maxsize:
-                    pending.popitem(last=False)
-                    self.dropped += 1
-                pending[tick.symbol] = tick
             else:
                 if len(self._fifo) >= self.maxsize:
                     self._fifo.popleft()
@@ -123,7 +116,7 @@ class Consumer:
                 self._cond.wait()
             self.delivered += 1  # handed over: received = delivered + dropped + queued
             if self._by_symbol:
-                return self._by_symbol.popitem(last=False)[1]
+                return self._by_symbol.pop()
             return self._fifo.popleft()
 
     def _run(self) -> None:
