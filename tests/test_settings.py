@@ -223,14 +223,30 @@ def test_nested_objects_are_accepted(schema: SettingsSchema) -> None:
     assert s.settings.websocket.reconnect.max_delay == 9.0
 
 
-def test_missing_file_is_defaults_with_one_info_line(
-    tmp_path: Path, schema: SettingsSchema, caplog: pytest.LogCaptureFixture
+def test_a_missing_default_file_is_defaults_with_one_info_line(
+    tmp_path: Path,
+    schema: SettingsSchema,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FOXTROT_SETTINGS", raising=False)
     with caplog.at_level(logging.INFO, logger="foxtrot_stream.settings"):
-        loaded = load(tmp_path / "absent.json", schema)
+        loaded = load(None, schema)
     assert loaded.settings.websocket == defaults(schema).websocket
     assert len(caplog.records) == 1
-    assert "absent.json" in caplog.records[0].getMessage()
+    assert "vt_setting.json" in caplog.records[0].getMessage()
+
+
+def test_a_missing_named_file_is_an_error(
+    tmp_path: Path, schema: SettingsSchema, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Named by --config or $FOXTROT_SETTINGS, a missing file is a mistake, not defaults."""
+    with pytest.raises(SettingsError, match=r"no settings file at .*absent\.json"):
+        load(tmp_path / "absent.json", schema)
+    monkeypatch.setenv("FOXTROT_SETTINGS", str(tmp_path / "env.json"))
+    with pytest.raises(SettingsError, match=r"no settings file at .*env\.json"):
+        load(None, schema)
 
 
 def test_settings_path_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -45,28 +46,55 @@ def _doc(text: str) -> dict[str, str]:
     return {"doc": text}
 
 
+def ranged(doc: str, *, low: float, high: float) -> dict[str, Any]:
+    """The metadata of a numeric settings field with its valid range, inclusive
+    (`attrs.field(default=…, metadata=ranged(…))`): a value outside it is an error naming the
+    key, the value and the range, and docs/configuration.md lists the range. Plugins use it
+    for their own keys too. Every number is finite, whatever its range."""
+    return {"doc": doc, "range": (low, high)}
+
+
+#: Limits of the file itself: larger, or nested deeper, is not a settings file.
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 16
+
+
 @attrs.frozen
 class ReconnectSettings:
     max_attempts: PositiveInt = attrs.field(
         default=PositiveInt(50),
-        metadata=_doc(
-            "Consecutive failed WebSocket attempts after which the adapter stays on HTTP "
-            "polling (breaker state `EXHAUSTED`) until an operator resets it."
+        metadata=ranged(
+            "Consecutive failed WebSocket attempts after which the adapter stays on HTTP polling "
+            "(breaker state `EXHAUSTED`) until an operator resets it.",
+            low=1,
+            high=1_000_000,
         ),
     )
     base_delay: PositiveFloat = attrs.field(
         default=PositiveFloat(1.0),
-        metadata=_doc("Delay before the first reconnection attempt (seconds); doubles each time."),
+        metadata=ranged(
+            "Delay before the first reconnection attempt (seconds); doubles each time. At least "
+            "0.01 s: shorter would hammer the exchange.",
+            low=0.01,
+            high=3600.0,
+        ),
     )
     max_delay: PositiveFloat = attrs.field(
         default=PositiveFloat(60.0),
-        metadata=_doc("Cap on the delay between attempts (seconds); at least `base_delay`."),
+        metadata=ranged(
+            "Cap on the delay between attempts (seconds); at least `base_delay`. At most an hour, "
+            "so that a recovered exchange is tried again the same hour.",
+            low=0.01,
+            high=3600.0,
+        ),
     )
     jitter: Fraction = attrs.field(
         default=Fraction(0.0),
-        metadata=_doc(
+        metadata=ranged(
             "Fraction (0 to 1) by which each delay is randomly shortened, so a fleet does not "
-            "reconnect in lockstep. 0 keeps the documented timeline exactly."
+            "reconnect in lockstep. 0 keeps the documented timeline exactly.",
+            low=0.0,
+            high=1.0,
         ),
     )
 
@@ -75,11 +103,14 @@ class ReconnectSettings:
 class HeartbeatSettings:
     interval: PositiveFloat = attrs.field(
         default=PositiveFloat(30.0),
-        metadata=_doc(
-            "Seconds between pings. A symbol quiet for half of it is verified by HTTP polling, "
-            "a connection silent for twice it (while REST shows changes) is replaced, and a "
-            "connection is healthy only after staying up this long with data. Sets the "
-            "liveness bound (docs/user-guide.md)."
+        metadata=ranged(
+            "Seconds between pings. A symbol quiet for half of it is verified by HTTP polling, a "
+            "connection silent for twice it (while REST shows changes) is replaced, and a "
+            "connection is healthy only after staying up this long with data. Sets the liveness "
+            "bound (docs/user-guide.md), hence at most 300 s; at least 0.1 s (the health checks "
+            "run every half interval).",
+            low=0.1,
+            high=300.0,
         ),
     )
 
@@ -88,11 +119,21 @@ class HeartbeatSettings:
 class CircuitBreakerSettings:
     failure_threshold: PositiveInt = attrs.field(
         default=PositiveInt(5),
-        metadata=_doc("Consecutive failures that open the breaker (symbols move to HTTP polling)."),
+        metadata=ranged(
+            "Consecutive failures that open the breaker (WebSocket attempts pause; the symbols are "
+            "polled meanwhile).",
+            low=1,
+            high=1000,
+        ),
     )
     recovery_timeout: PositiveFloat = attrs.field(
         default=PositiveFloat(60.0),
-        metadata=_doc("Seconds the breaker stays open before one WebSocket probe (half-open)."),
+        metadata=ranged(
+            "Seconds the breaker stays open before one WebSocket probe (half-open); also how often "
+            "a symbol the WebSocket lost is resubscribed. 0.1 s to an hour.",
+            low=0.1,
+            high=3600.0,
+        ),
     )
 
 
@@ -173,9 +214,18 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
-        shown = f" = {json.dumps(self.value)}" if self.has_value else ""
+        shown = f" = {_shown(self.value)}" if self.has_value else ""
         key = f"{self.key}{shown}: " if self.key else ""
         return f"{self.severity}: {where}{key}{self.message}"
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as JSON, cut short if long (a 4,000-digit number is not worth a screen)."""
+    try:
+        text = json.dumps(value)
+    except ValueError:  # an integer beyond the interpreter's digit limit
+        text = f"<a {len(str(value)) if isinstance(value, int) else 'huge'}-digit number>"
+    return text if len(text) <= limit else f"{text[: limit - 12]}… ({len(text)} chars)"
 
 
 class SettingsError(Exception):
@@ -227,7 +277,13 @@ def _structure_int(value: Any, _t: Any) -> int:
 def _structure_float(value: Any, _t: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"expected a number, got {_kind(value)}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("expected a finite number, got one too large for a float") from None
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {json.dumps(number)}")
+    return number
 
 
 def _structure_str(value: Any, _t: Any) -> str:
@@ -321,7 +377,7 @@ def _structure(
 ) -> tuple[Any | None, list[tuple[str, str]]]:
     """Structure `data` into `cls`; on failure, (None, [(dotted key, message), …])."""
     try:
-        return converter.structure(data, cls), []
+        obj = converter.structure(data, cls)
     except ClassValidationError as exc:
         errors: list[tuple[str, str]] = []
         for text in cattrs.transform_error(exc, path="$", format_exception=_error_message):
@@ -333,6 +389,33 @@ def _structure(
     except (TypeError, ValueError) as exc:
         # attrs validators of a plugin's own settings class
         return None, [(prefix, str(exc))]
+    errors = out_of_range(obj, prefix)
+    return (None, errors) if errors else (obj, [])
+
+
+def _range_text(t: Any, low: float, high: float) -> str:
+    kind = "an integer" if t in (PositiveInt, int, "PositiveInt", "int") else "a number"
+    return f"{kind} from {_number(low)} to {_number(high)}"
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if x == int(x) else f"{x:g}"
+
+
+def out_of_range(obj: Any, prefix: str) -> list[tuple[str, str]]:
+    """(dotted key, message) for every field of `obj` (an attrs settings object, nested ones
+    included) outside the range `bounded` gave it."""
+    errors: list[tuple[str, str]] = []
+    for f in attrs.fields(type(obj)):
+        value = getattr(obj, f.name)
+        key = f"{prefix}.{f.name}"
+        if attrs.has(type(value)):
+            errors += out_of_range(value, key)
+            continue
+        bounds = f.metadata.get("range")
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            errors.append((key, f"expected {_range_text(f.type, *bounds)}"))
+    return errors
 
 
 # --- the loader -------------------------------------------------------------------------------
@@ -403,7 +486,13 @@ def describe(cls: type[Any], prefix: str) -> list[KeyDoc]:
             default = default.factory()
         if isinstance(default, tuple):
             default = list(default)
-        docs.append(KeyDoc(key, _type_name(f.type), default, f.metadata.get("doc", "")))
+        bounds = f.metadata.get("range")
+        type_name = (
+            _range_text(f.type, *bounds).removeprefix("an ").removeprefix("a ")
+            if bounds is not None
+            else _type_name(f.type)
+        )
+        docs.append(KeyDoc(key, type_name, default, f.metadata.get("doc", "")))
     return docs
 
 
@@ -425,34 +514,106 @@ def load(
 ) -> Loaded:
     """Read settings from `path` (or `text`), check every key, and report every problem.
 
-    Raises `SettingsError` (with the warnings too) if there is any error. A missing file is
-    all defaults, with one info line.
+    Raises `SettingsError` (with the warnings too) if there is any error, including a file
+    that cannot be read or decoded. A missing file is all defaults, with one info line, when
+    it is the implicit `./vt_setting.json`; a file named explicitly (`path`, or
+    `$FOXTROT_SETTINGS`) must exist. A UTF-8 byte order mark is accepted.
     """
     schema = schema or SettingsSchema()
+    explicit = bool(path) or bool(os.environ.get(ENV_VAR))
     file = settings_path(path) if text is None else (Path(path) if path else None)
     problems: list[Problem] = []
     if text is None:
         assert file is not None
-        try:
-            text = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            log.info("no settings file at %s: using the defaults", file)
+        text = _read(file, schema, explicit)
+        if text is None:
             return Loaded(_defaults(schema, file), ())
-        except OSError as exc:
-            raise SettingsError([Problem("error", "", f"cannot read {file}: {exc}")]) from exc
+    text = text.removeprefix("\ufeff")
+
+    def fail(message: str, line: int | None = None) -> SettingsError:
+        return SettingsError([Problem("error", "", message, line=line)])
+
+    if "\x00" in text:
+        raise fail("not a settings file: it holds NUL characters (a binary file?)")
     try:
         stripped = strip_comments(text)
         pairs = json.loads(stripped, object_pairs_hook=_Pairs)
     except JsoncError as exc:
-        raise SettingsError([Problem("error", "", exc.msg, line=exc.line)]) from exc
+        raise fail(exc.msg, exc.line) from exc
     except json.JSONDecodeError as exc:
-        raise SettingsError(
-            [Problem("error", "", f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno)]
-        ) from exc
+        raise fail(f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from exc
+    except RecursionError as exc:
+        raise fail(f"nested too deeply (at most {MAX_DEPTH} levels)") from exc
+    except ValueError as exc:  # e.g. an integer beyond the interpreter's digit limit
+        raise fail(f"invalid JSON: {exc}") from exc
     if not isinstance(pairs, _Pairs):
-        raise SettingsError([Problem("error", "", f"expected a JSON object, got {_kind(pairs)}")])
+        raise fail(f"expected a JSON object, got {_kind(pairs)}")
+    if _depth(pairs) > MAX_DEPTH:
+        raise fail(f"nested too deeply (at most {MAX_DEPTH} levels)")
     lines = key_lines(stripped)
     return _interpret(pairs, lines, schema, file, problems)
+
+
+def _read(file: Path, schema: SettingsSchema, explicit: bool) -> str | None:
+    """The file's text; None if the implicit default file does not exist."""
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError as exc:
+        if explicit:
+            raise SettingsError(
+                [
+                    Problem(
+                        "error", "", f"no settings file at {file} (named by --config or ${ENV_VAR})"
+                    )
+                ]
+            ) from exc
+        log.info("no settings file at %s: using the defaults", file)
+        return None
+    except IsADirectoryError as exc:
+        raise SettingsError([Problem("error", "", f"{file} is a directory, not a file")]) from exc
+    except OSError as exc:
+        raise SettingsError(
+            [Problem("error", "", f"cannot read {file}: {exc.strerror or exc}")]
+        ) from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise SettingsError(
+            [
+                Problem(
+                    "error",
+                    "",
+                    f"{file} is {len(data):,} bytes: not a settings file "
+                    f"(at most {MAX_FILE_BYTES:,})",
+                )
+            ]
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            [
+                Problem(
+                    "error",
+                    "",
+                    f"{file} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                    f"{exc.start}): save it as UTF-8",
+                )
+            ]
+        ) from exc
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests objects and lists (iteratively: no recursion limit)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, _Pairs):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for _, v in item)
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 class _Pairs(list[tuple[str, Any]]):

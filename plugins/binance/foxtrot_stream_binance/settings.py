@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from foxtrot_stream.settings import HttpUrl, PositiveFloat, WebSocketUrl
+from foxtrot_stream.settings import HttpUrl, PositiveFloat, WebSocketUrl, ranged
 
 
 @attrs.frozen
@@ -21,12 +21,15 @@ class BinanceSettings:
     )
     connection_lifetime: PositiveFloat = attrs.field(
         default=PositiveFloat(24 * 3600.0),
-        metadata={
-            "doc": "How long Binance keeps a WebSocket connection (24 h); each connection is "
-            "replaced, without a gap, at 90% of it."
-        },
+        metadata=ranged(
+            "How long Binance keeps a WebSocket connection (24 h); each connection is replaced, "
+            "without a gap, at 90% of it. At most 24 h (longer, Binance would cut it first); at "
+            "least 1 s.",
+            low=1.0,
+            high=24 * 3600.0,
+        ),
     )
     request_timeout: PositiveFloat = attrs.field(
         default=PositiveFloat(10.0),
-        metadata={"doc": "Timeout of one REST request (seconds)."},
+        metadata=ranged("Timeout of one REST request (seconds).", low=0.1, high=300.0),
     )
