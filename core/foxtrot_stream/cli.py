@@ -17,7 +17,14 @@ from typing import Any, NoReturn
 from foxtrot_stream import __version__, demo, runner
 from foxtrot_stream.plugins import PluginHost, PluginLoadError
 from foxtrot_stream.serve import ServeAddressError, parse_address
-from foxtrot_stream.settings import Loaded, SettingsError, effective, load, settings_path
+from foxtrot_stream.settings import (
+    Loaded,
+    Settings,
+    SettingsError,
+    effective,
+    load,
+    settings_path,
+)
 
 EXIT_WARNINGS = 1
 EXIT_USAGE = 2
@@ -54,7 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="stream symbols (the main job)")
     r.add_argument("--config", help="settings file (default: $FOXTROT_SETTINGS or vt_setting.json)")
     r.add_argument("--adapter", default="binance", help="adapter to stream from (default binance)")
-    r.add_argument("--symbols", nargs="+", metavar="S", help="symbols (default: the settings')")
+    which = r.add_mutually_exclusive_group()
+    which.add_argument("--symbols", nargs="+", metavar="S", help="symbols (default: the settings')")
+    which.add_argument(
+        "--all",
+        action="store_true",
+        dest="all_symbols",
+        help="every symbol the exchange lists as trading (sharded over connections as its "
+        "limits require)",
+    )
     r.add_argument("--duration", type=_positive, help="stop after this many seconds")
     r.add_argument("--format", choices=("table", "jsonl"), default="table", dest="fmt")
     r.add_argument("--serve", type=_address, metavar="HOST:PORT", help=SERVE_HELP)
@@ -193,24 +208,48 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
     host.check_required(settings, [args.adapter])
     symbols = [s.upper() for s in args.symbols] if args.symbols else []
     symbols = symbols or list(settings.adapter(args.adapter).symbols)
-    if not symbols:
+    if not symbols and not args.all_symbols:
         print(
-            f"foxtrot-stream: no symbols to stream: pass --symbols BTCUSDT ETHUSDT, or set "
-            f'"websocket.{args.adapter}.symbols" in {settings_path(args.config)}',
+            f"foxtrot-stream: no symbols to stream: name them (--symbols BTCUSDT ETHUSDT), set "
+            f'"websocket.{args.adapter}.symbols" in {settings_path(args.config)}, or stream '
+            "every symbol the exchange lists with --all",
             file=sys.stderr,
         )
         return EXIT_USAGE
+    http_only = _http_only(settings, args.adapter)
+    if http_only:
+        print(
+            f"foxtrot-stream: {http_only} is false: polling over HTTP every "
+            f"{_poll_interval(settings):g}s, no WebSocket; set "
+            f'"{http_only}": true in {settings_path(args.config)} to stream',
+            file=sys.stderr,
+        )
     return asyncio.run(
         runner.run(
             host,
             settings,
             args.adapter,
             symbols,
+            all_symbols=args.all_symbols,
             duration=args.duration,
             fmt=args.fmt,
             serve=args.serve,
         )
     )
+
+
+def _http_only(settings: Settings, adapter: str) -> str:
+    """The key that keeps `adapter` off the WebSocket, if one does ("" if none)."""
+    if not settings.websocket.enabled:
+        return "websocket.enabled"
+    if not settings.adapter(adapter).enabled:
+        return f"websocket.{adapter}.enabled"
+    return ""
+
+
+def _poll_interval(settings: Settings) -> float:
+    fallback = settings.plugins.get("http_fallback")
+    return float(getattr(fallback, "interval", 1.0))
 
 
 def cmd_demo(host: PluginHost, args: argparse.Namespace) -> int:

@@ -47,8 +47,10 @@ from foxtrot_stream.records import (
     RestHold,
     ServerClock,
     StateChange,
+    SymbolLister,
     TickSink,
     TransportFailure,
+    names,
 )
 from foxtrot_stream.routing import why_http
 from foxtrot_stream.sequencer import Consumer, Sequencer
@@ -71,6 +73,9 @@ from foxtrot_stream.websocket import BUDGETS
 CLOCK_SYNC_EVERY = 60.0
 #: The coverage check runs at least this often (more often for short heartbeats).
 MAX_CHECK_STEP = 1.0
+#: How long a sent subscription waits for the exchange's confirmation before its symbol's
+#: silence is judged anyway (an exchange that never answers subscriptions).
+SUBSCRIBE_CONFIRM_TIMEOUT = 10.0
 
 
 def liveness_timings(heartbeat: float) -> tuple[float, float, float, float]:
@@ -156,6 +161,11 @@ class Feed:
         self._resynced_once: set[str] = set()
         self._resubscribed: dict[str, float] = {}
         """symbol → when it was last resubscribed because its WebSocket lost or refused it."""
+        self._symbol_of_stream: dict[str, str] = {}
+        self._subscription_sent: dict[str, float] = {}
+        """symbol → when a subscription was sent that the exchange has not confirmed yet."""
+        self._subscription_confirmed: dict[str, float] = {}
+        """symbol → when the exchange last confirmed a subscription of it."""
         self._shard_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -232,6 +242,13 @@ class Feed:
 
     # --- subscriptions -------------------------------------------------------------------------
 
+    async def trading_symbols(self) -> tuple[str, ...]:
+        """Every symbol the exchange lists as trading (the adapter's `SymbolLister`); raises
+        `PollError` if it cannot tell, `TypeError` if the adapter cannot list symbols."""
+        if not isinstance(self.adapter, SymbolLister):
+            raise TypeError(f"the {self.name} adapter cannot list the exchange's symbols")
+        return await self.adapter.trading_symbols(self.context.session)
+
     async def subscribe(self, symbols: Iterable[str]) -> dict[str, str]:
         """Add symbols; returns the ones refused (symbol → why), the others go on."""
         wanted = [s for s in dict.fromkeys(x.upper() for x in symbols) if s not in self.symbols]
@@ -259,10 +276,12 @@ class Feed:
             if reason is None:
                 to_ws.append(symbol)
                 self.coverage.add(symbol, 0)
+                for stream in self.adapter.streams_for(symbol):
+                    self._symbol_of_stream[stream] = symbol
             else:
                 by_reason.setdefault(reason, []).append(symbol)
         for reason, group in by_reason.items():
-            self.log.info("HTTP polling for %s (%s)", ", ".join(group), reason)
+            self.log.info("HTTP polling for %s (%s)", names(group), reason)
             self._poll(group)
         if to_ws:
             # polled from the start: the WebSocket takes each symbol over once it has proven
@@ -279,6 +298,10 @@ class Feed:
             self.sequencer.forget(symbol)
             self.coverage.remove(symbol)
             self._resubscribed.pop(symbol, None)
+            self._subscription_sent.pop(symbol, None)
+            self._subscription_confirmed.pop(symbol, None)
+            for stream in self.adapter.streams_for(symbol):
+                self._symbol_of_stream.pop(stream, None)
             self.metrics.forget(symbol)
             self._rest_seen.pop(symbol, None)
         if self.poller is not None:
@@ -347,7 +370,7 @@ class Feed:
                     "no HTTP fallback plugin can poll %s: %s are unserved until the WebSocket "
                     "delivers them",
                     self.name,
-                    ", ".join(symbols),
+                    names(symbols),
                 )
                 return
             self._spawn(self.poller.run(), f"{self.name}-poller")
@@ -384,7 +407,10 @@ class Feed:
         def open_for(symbol: str) -> float | None:
             shard = shard_of.get(symbol)
             opened = shard.opened_at if shard is not None else None
-            return None if opened is None else now - opened
+            if opened is None:
+                return None
+            since = self._subscribed_since(symbol, opened, now)
+            return 0.0 if since is None else now - since
 
         def down_reason(symbol: str) -> str:
             shard = shard_of.get(symbol)
@@ -417,7 +443,7 @@ class Feed:
             self.log.info(
                 "WebSocket streams %s (delivering for a heartbeat interval): HTTP polling for "
                 "%s stopped",
-                ", ".join(handed_back),
+                names(handed_back),
                 "it" if len(handed_back) == 1 else "them",
             )
         self._report(decisions.changed, "WebSocket proven" if handed_back else "")
@@ -532,7 +558,7 @@ class Feed:
     def rejected(self, shard: ShardSupervisor, streams: Sequence[str], error: str) -> None:
         self.counters.rejected += 1
         self.metrics.error("rejected")
-        self.error_log.error("the exchange refused %s: %s", ", ".join(streams), error)
+        self.error_log.error("the exchange refused %s: %s", names(streams), error)
         named = set(streams)
         symbols = [s for s in shard.symbols if named & set(self.adapter.streams_for(s))]
         self.coverage.refused(symbols, error)
@@ -548,6 +574,29 @@ class Feed:
     def control_failed(self) -> None:
         self.counters.control_errors += 1
         self.metrics.error("control_send_failed")
+
+    def subscribing(self, streams: Sequence[str], pending: bool) -> None:
+        now = self.clock()
+        symbol_of = self._symbol_of_stream
+        for symbol in {symbol_of[s] for s in streams if s in symbol_of}:
+            if pending:
+                self._subscription_sent[symbol] = now
+            elif self._subscription_sent.pop(symbol, None) is not None:
+                self._subscription_confirmed[symbol] = now
+
+    def _subscribed_since(self, symbol: str, opened: float, now: float) -> float | None:
+        """Since when `symbol` is subscribed on its connection, open since `opened`: then, or
+        when the exchange confirmed a later subscription; None while one is unconfirmed (for
+        at most `SUBSCRIBE_CONFIRM_TIMEOUT`: an exchange that never confirms is then taken at
+        its word)."""
+        since = opened
+        sent = self._subscription_sent.get(symbol)
+        if sent is not None and sent >= opened:
+            if now - sent < SUBSCRIBE_CONFIRM_TIMEOUT:
+                return None
+            since = sent
+        confirmed = self._subscription_confirmed.get(symbol)
+        return max(since, confirmed) if confirmed is not None else since
 
     def quiet_confirmed(self, symbols: Sequence[str], since: float) -> bool:
         seen = self._rest_seen

@@ -208,6 +208,15 @@ class ConnectionListener(Protocol):
     def rejected(self, streams: Sequence[str], error: str) -> None:
         """The exchange refused to (un)subscribe `streams`."""
 
+    def subscribing(self, streams: Sequence[str]) -> None:
+        """A subscription of `streams` on the open connection is being sent (streams not in
+        the connection's URL): they carry nothing until the exchange confirms it, so the feed
+        does not judge their silence before `subscribed` (or a timeout, for an exchange that
+        never confirms)."""
+
+    def subscribed(self, streams: Sequence[str]) -> None:
+        """The exchange confirmed the subscription of `streams`."""
+
 
 #: Decodes one frame (text or binary) received at `received_ns` and calls the sink per tick.
 FrameHandler = Callable[[str | bytes, int], None]
@@ -265,6 +274,16 @@ class ServerClock(Protocol):
     async def server_time(self, session: aiohttp.ClientSession) -> int:
         """The exchange's current time in ms since the epoch (one request; `PollError` on
         failure). The caller times the round trip around this call."""
+        ...
+
+
+@runtime_checkable
+class SymbolLister(Protocol):
+    """Optional adapter capability: every symbol the exchange lists as trading, for
+    `foxtrot-stream run --all` (Binance: `exchangeInfo`)."""
+
+    async def trading_symbols(self, session: aiohttp.ClientSession) -> tuple[str, ...]:
+        """Every trading symbol, as the feed spells them (`PollError` on failure)."""
         ...
 
 
@@ -384,3 +403,11 @@ class FeedContext:
     """Each plugin's own settings object, by settings key (`http_fallback` → its attrs class)."""
     rest_hold: RestHold | None = None
     """The feed's REST hold: a poller that meets a 429 or 418 holds it (see `RestHold`)."""
+
+
+def names(items: Sequence[str], shown: int = 8) -> str:
+    """Items for a log line: all of them if few, else the first `shown` and how many more
+    (`run --all` hands back hundreds of symbols at once)."""
+    if len(items) <= shown + 1:
+        return ", ".join(items)
+    return f"{', '.join(items[:shown])} and {len(items) - shown} more"

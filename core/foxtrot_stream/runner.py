@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.output import JsonLines, LiveTable
 from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.records import PollError
 from foxtrot_stream.serve import ServeAddressError, serve_feeds
 from foxtrot_stream.settings import Settings
 
@@ -44,6 +45,7 @@ async def run(
     duration: float | None,
     fmt: str,
     serve: tuple[str, int] | None = None,
+    all_symbols: bool = False,
 ) -> int:
     feed = Feed(host, settings, adapter)
     try:
@@ -63,7 +65,7 @@ async def run(
         table.start()
     try:
         with stop_on_signals(stop):
-            return await _stream(feed, symbols, stop, duration, jsonl, table)
+            return await _stream(feed, symbols, stop, duration, jsonl, table, all_symbols)
     finally:
         if server is not None:
             await server.stop()
@@ -81,9 +83,21 @@ async def _stream(
     duration: float | None,
     jsonl: JsonLines | None,
     table: LiveTable | None,
+    all_symbols: bool = False,
 ) -> int:
     try:
-        await feed.start(symbols)
+        if all_symbols:
+            await feed.start()
+            try:
+                listed = await feed.trading_symbols()
+            except (TypeError, PollError) as exc:
+                print(f"foxtrot-stream: --all: {exc}", file=sys.stderr)
+                return 2
+            feed.log.info("--all: %d symbols the exchange lists as trading", len(listed))
+            symbols = listed
+            await feed.subscribe(symbols)
+        else:
+            await feed.start(symbols)
         if not feed.symbols:
             refused = ", ".join(sorted(feed.refused)) or ", ".join(symbols)
             print(f"foxtrot-stream: nothing to stream: {refused} refused", file=sys.stderr)

@@ -34,7 +34,7 @@ import attrs
 
 from foxtrot_stream.backoff import Backoff, HealthGate
 from foxtrot_stream.breaker import BreakerState, CircuitBreaker, Transition
-from foxtrot_stream.records import Connection, ConnectionListener, TransportFailure
+from foxtrot_stream.records import Connection, ConnectionListener, TransportFailure, names
 
 #: A rotation starts this far into the exchange's connection lifetime.
 ROTATE_AT = 0.9
@@ -74,6 +74,10 @@ class ShardOwner(Protocol):
 
     def malformed(self, reason: str, frame: str | bytes) -> None:
         """A frame could not be decoded (counted; never a failure)."""
+        ...
+
+    def subscribing(self, streams: Sequence[str], pending: bool) -> None:
+        """A subscription of `streams` was sent (`pending`) or confirmed (not `pending`)."""
         ...
 
     def control_failed(self) -> None:
@@ -139,6 +143,12 @@ class _Listener:
 
     def rejected(self, streams: Sequence[str], error: str) -> None:
         self.shard.owner.rejected(self.shard, streams, error)
+
+    def subscribing(self, streams: Sequence[str]) -> None:
+        self.shard.owner.subscribing(streams, True)
+
+    def subscribed(self, streams: Sequence[str]) -> None:
+        self.shard.owner.subscribing(streams, False)
 
 
 class ShardSupervisor:
@@ -560,7 +570,7 @@ class ShardSupervisor:
             self.error_log.warning(
                 "could not %s %s on a live connection (%s: %s); its reconnect will",
                 action,
-                ", ".join(symbols),
+                names(symbols),
                 type(exc).__name__,
                 exc,
             )

@@ -155,7 +155,8 @@ class WebSocketConnection:
         self._failure: TransportFailure | None = None
         self._closing = False
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, tuple[str, ...]]] = {}
+        self._pending: dict[int, tuple[str, tuple[str, ...], set[int]]] = {}
+        """request id → (method, the streams of the whole call, its ids not answered yet)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._deliver = context.sink
         self._sink: Callable[[Tick], None] = self._first_sink
@@ -163,9 +164,12 @@ class WebSocketConnection:
     # --- the connection's own frame-handler callbacks (ConnectionEvents) ---------------------
 
     def control_response(self, request_id: int, error: str | None) -> None:
-        method, streams = self._pending.pop(request_id, ("", ()))
+        method, streams, outstanding = self._pending.pop(request_id, ("", (), set()))
+        outstanding.discard(request_id)
         if error is not None:
             self.listener.rejected(streams, f"{method or 'request'} {request_id}: {error}")
+        elif method == "SUBSCRIBE" and not outstanding:  # every message of the call answered
+            self.listener.subscribed(streams)
 
     def malformed(self, reason: str, frame: str | bytes) -> None:
         self.listener.malformed(reason, frame)
@@ -297,8 +301,11 @@ class WebSocketConnection:
             return allocated[-1]
 
         messages = self.context.messages_for(method, streams, next_id)
+        outstanding = set(allocated)
         for request_id in allocated:
-            self._pending[request_id] = (method, tuple(streams))
+            self._pending[request_id] = (method, tuple(streams), outstanding)
+        if method == "SUBSCRIBE":
+            self.listener.subscribing(streams)
         for message in messages:
             await self.window.acquire()
             if ws.closed:

@@ -106,8 +106,47 @@ async def test_no_symbols_is_a_clear_error(sim: Simulator, tmp_path: Path) -> No
     proc = await start_run(config, "--format", "jsonl")
     _out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 2
-    assert b"no symbols to stream: pass --symbols" in err
-    assert b"Traceback" not in err
+    line = err.decode().strip()
+    assert "\n" not in line  # one line says what to do
+    assert "no symbols to stream: name them (--symbols BTCUSDT ETHUSDT)" in line
+    assert '"websocket.binance.symbols"' in line and "--all" in line
+    assert "Traceback" not in line
+
+
+async def test_all_streams_every_listed_symbol_over_several_connections(tmp_path: Path) -> None:
+    """`--all`: what exchangeInfo lists as trading, sharded (2 streams per symbol, 1,024 per
+    connection: 2 connections for 600 symbols, most of them subscribed by paced control
+    messages after the handshake), polled in one request for all of them until the WebSocket
+    has proven each."""
+    config = SimulatorConfig(symbols=("BTCUSDT",), synthetic=599, rate=1.0, seed=11)
+    async with Simulator(config) as sim:
+        path = write_config(tmp_path, sim)
+        proc = await start_run(path, "--all", "--format", "jsonl", "--duration", "4")
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        listed = set(config.all_symbols())
+        got = {json.loads(line)["symbol"] for line in out.splitlines()}
+        assert got == listed and len(listed) == 600
+        assert b"--all: 600 symbols the exchange lists as trading" in err
+        assert err.count(b"WebSocket connection established") == 2
+        long_lines = [line for line in err.splitlines() if len(line) > 300]
+        assert not long_lines  # hundreds of symbols are summed up, not listed
+        # polled with one request for every book ticker, not a URL naming 400 symbols
+        assert sim.stats.rest_by_path.get("/api/v3/ticker/bookTicker", 0) >= 1
+        assert sim.stats.rest_longest_query < 200
+
+
+async def test_http_only_is_said_once_at_start(sim: Simulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sim, **{"websocket.enabled": False})
+    proc = await start_run(config, "--symbols", "BTCUSDT", "--format", "jsonl", "--duration", "1")
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err.decode()
+    said = [line for line in err.decode().splitlines() if line.startswith("foxtrot-stream:")]
+    assert said == [
+        "foxtrot-stream: websocket.enabled is false: polling over HTTP every 0.2s, no "
+        f'WebSocket; set "websocket.enabled": true in {config} to stream'
+    ]
+    assert {json.loads(line)["transport"] for line in out.splitlines()} == {"http"}
 
 
 async def test_bad_settings_exit_2_without_traceback(tmp_path: Path) -> None:

@@ -343,9 +343,20 @@ class FakeConnection:
             self.listener.pong()
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
+        """On a live connection: sent now, in effect and confirmed a latency later (the feed
+        must not judge the symbols' silence in between)."""
         self.wanted.update(symbols)
         if self.is_open:
-            self.exchange.subscribe(self, symbols)
+            self.listener.subscribing(list(symbols))
+            self.exchange.loop.call_later(WS_LATENCY, self._confirm, list(symbols))
+
+    def _confirm(self, symbols: list[str]) -> None:
+        if not self.is_open:
+            return
+        self.exchange.subscribe(self, [s for s in symbols if s in self.wanted])
+        accepted = [s for s in symbols if s in self.subscribed]
+        if accepted:
+            self.listener.subscribed(accepted)
 
     async def unsubscribe(self, symbols: Sequence[str]) -> None:
         self.wanted.difference_update(symbols)

@@ -48,6 +48,9 @@ LIMITS = ConnectionLimits(
 URL_STREAMS = 100
 #: How long an `exchangeInfo` answer is trusted before it is fetched again.
 EXCHANGE_INFO_TTL = 3600.0
+#: Polling more symbols than this asks for every book ticker (weight 4, as for 21 or more
+#: named symbols) rather than naming them all in the URL.
+ALL_BOOK_TICKERS_ABOVE = 100
 
 log = logging.getLogger(DISPLAY)
 error_log = logging.getLogger(f"{DISPLAY}Error")
@@ -279,6 +282,10 @@ class BinanceAdapter:
                 self.weight_limit = int(limit["limit"]) // max(1, int(limit.get("intervalNum", 1)))
         return self._listed
 
+    async def trading_symbols(self, session: aiohttp.ClientSession) -> tuple[str, ...]:
+        listed = await self.listed(session)
+        return tuple(sorted(s for s, status in listed.items() if status == "TRADING"))
+
     async def validate_symbols(
         self, session: aiohttp.ClientSession, symbols: Sequence[str]
     ) -> SymbolCheck:
@@ -311,10 +318,14 @@ class BinanceAdapter:
     async def _book_tickers(
         self, session: aiohttp.ClientSession, symbols: Sequence[str], requested_ns: int
     ) -> PollResult:
+        wanted: set[str] | None = None
+        params: dict[str, str] = {}
         if len(symbols) == 1:
             params = {"symbol": symbols[0]}
-        else:
+        elif len(symbols) <= ALL_BOOK_TICKERS_ABOVE:
             params = {"symbols": orjson.dumps(list(symbols)).decode()}
+        else:  # every symbol in one answer: the same weight, and no URL kilobytes long
+            wanted = set(symbols)
         try:
             async with session.get(
                 self._rest("/api/v3/ticker/bookTicker"), params=params, timeout=self._timeout()
@@ -352,6 +363,8 @@ class BinanceAdapter:
         rows = body if isinstance(body, list) else [body]
         ticks = []
         for row in rows:
+            if wanted is not None and isinstance(row, dict) and row.get("symbol") not in wanted:
+                continue
             try:
                 ticks.append(
                     Tick(

@@ -67,6 +67,8 @@ class SimulatorStats:
     """(connection id, streams in the request) for each SUBSCRIBE, the URL's included."""
     rest_requests: int = 0
     rest_by_path: dict[str, int] = attrs.Factory(dict)
+    rest_longest_query: int = 0
+    """The longest query string of a REST request, in characters (URLs have limits)."""
     rest_throttled: int = 0
     """429 answers (weight limit or injected)."""
     rest_banned: int = 0
