@@ -261,3 +261,38 @@ async def test_metrics_families_have_conventional_types(host: PluginHost, make_f
             if s.labels["symbol"] == "BTCUSDT"]  # fmt: skip
     count = next(s.value for s in window if s.name.endswith("_count"))
     assert count == next(s.value for s in hist if s.name.endswith("_count")) >= 20
+
+
+async def test_the_terminal_table_fits_the_width_and_keeps_the_prices(
+    host: PluginHost, sim: Simulator, make_feed: Any
+) -> None:
+    """At any width the table is no wider than the terminal (rich would otherwise cut the
+    cells short with `…`), bid and ask are whole, and columns go from the least important."""
+    import io
+
+    from rich.console import Console
+
+    from foxtrot_stream.output import COLUMN_PRIORITY, LiveTable
+
+    feed, _ = await make_feed(settings_for(host, sim))
+    table = LiveTable([feed], Console(file=io.StringIO(), width=80, color_system=None))
+    feed.add_consumer(table)
+    await wait_for(proven(feed), 5, "streaming")
+    await wait_for(lambda: len(table.last) == 3, 5, "a tick of each symbol")
+    for width in (50, 60, 70, 80, 90, 100, 120, 140, 200):
+        out = io.StringIO()
+        table.console = Console(file=out, width=width, color_system=None)
+        table.console.print(table.render())
+        lines = out.getvalue().splitlines()
+        assert max(map(len, lines)) <= width, (width, out.getvalue())
+        header = next(line for line in lines if line.startswith("┃ symbol"))
+        columns = [c.strip() for c in header.strip("┃").split("┃")]
+        assert set(columns) == set(COLUMN_PRIORITY[: len(columns)]), (width, columns)
+        assert "…" not in out.getvalue(), (width, out.getvalue())
+        for line in lines:
+            if line.startswith("│ ") and line[2:9] in ("BTCUSDT", "ETHUSDT", "BNBUSDT"):
+                cells = dict(zip(columns, (c.strip() for c in line.strip("│").split("│")),
+                                 strict=True))  # fmt: skip
+                assert float(cells["bid"]) > 0 and float(cells["ask"]) > 0
+        if width >= 140:
+            assert len(columns) == len(COLUMN_PRIORITY)
