@@ -209,7 +209,7 @@ async def test_run_at_80_columns_keeps_reconnect_and_breaker_lines(
 
     code = await term.run(
         "run", "--config", str(config), "--symbols", "BTCUSDT", "ETHUSDT", "BNBUSDT",
-        "--duration", "4", during=during, within=30,
+        "--duration", "5", during=during, within=30,
     )  # fmt: skip
     assert code == 0
     rows = term.lines()
