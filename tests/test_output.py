@@ -9,6 +9,7 @@ closed after a few seconds, so that the write fails and the test fails instead o
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import threading
@@ -242,3 +243,25 @@ async def test_a_write_error_is_logged_once_and_the_feed_goes_on(
     messages = [r.getMessage() for r in caplog.records if r.name == "foxtrot_stream.output"]
     assert len(messages) == 1
     assert messages[0].startswith("stopped writing to stdout: [Errno 28]")
+
+
+# --- LiveTable: the columns a terminal's width has room for ---------------------------------
+
+
+def test_fit_columns_keeps_the_prices_and_drops_the_least_important_first() -> None:
+    from foxtrot_stream.output import COLUMN_PRIORITY, COLUMNS, fit_columns
+
+    widths = {c: max(len(c), 8) for c in COLUMNS}
+    assert fit_columns(widths, 500) == list(COLUMNS)
+    shown = [fit_columns(widths, room) for room in range(20, 140)]
+    for cols in shown:
+        assert {"symbol", "bid", "ask"} <= set(cols)
+        assert cols == [c for c in COLUMNS if c in cols]  # display order kept
+    # a head of the priorities, longer as the room grows: resizing never swaps columns
+    for narrow, wide in itertools.pairwise(shown):
+        assert set(narrow) <= set(wide)
+        assert set(wide) == set(COLUMN_PRIORITY[: len(wide)])
+    assert fit_columns(widths, 20) == ["symbol", "bid", "ask"]
+    # 8 cells per column, 2 more per column and 2 for the table: 7 columns in 72 cells, not 71
+    eights = dict.fromkeys(COLUMNS, 8)
+    assert len(fit_columns(eights, 71)) == 6 and len(fit_columns(eights, 72)) == 7

@@ -14,10 +14,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import orjson
+from rich.cells import cell_len
 from rich.console import Console
+from rich.file_proxy import FileProxy
 from rich.live import Live
 from rich.table import Table
 
@@ -238,14 +240,50 @@ class JsonLines:
                 return True
 
 
+#: The table's columns, in display order.
+COLUMNS = ("symbol", "bid", "ask", "last", "transport", "breaker", "upd/s", "p50 ms", "p99 ms",
+           "uptime", "err/min")  # fmt: skip
+#: Which columns a narrow terminal keeps, most important first: the longest head of this list
+#: that fits (symbol, bid and ask always), so a narrower terminal only ever loses columns from
+#: the end.
+COLUMN_PRIORITY = ("symbol", "bid", "ask", "last", "transport", "breaker", "upd/s", "p99 ms",
+                   "p50 ms", "uptime", "err/min")  # fmt: skip
+_ALWAYS = 3
+_LEFT = ("symbol", "transport", "breaker")
+_MIN_WIDTH = {"symbol": 8, "transport": 9, "breaker": 9}
+#: Each column adds its content, one space of padding and one border; the table a left border
+#: and the first column's left padding (rich's default box, `padding=(0, 1)` collapsed).
+_CHROME_PER_COLUMN, _CHROME = 2, 2
+
+
+def fit_columns(widths: dict[str, int], room: int) -> list[str]:
+    """The columns to show in `room` terminal cells, in display order, given each column's
+    content width (header included): the head of `COLUMN_PRIORITY` that fits."""
+    used, keep = _CHROME, set()
+    for i, col in enumerate(COLUMN_PRIORITY):
+        used += widths[col] + _CHROME_PER_COLUMN
+        if i >= _ALWAYS and used > room:
+            break
+        keep.add(col)
+    return [col for col in COLUMNS if col in keep]
+
+
 class LiveTable:
     """The figures of `/status` in the terminal: per symbol bid/ask/last, transport, breaker,
     updates/s, latency p50/p99 (clock-corrected where an offset estimate exists), connection
-    uptime and errors per minute; per adapter a summary line.
+    uptime and errors per minute; per adapter a summary line. A terminal too narrow for all of
+    them drops the least important columns (`COLUMN_PRIORITY`), never the prices bid and ask.
 
     Prices are redrawn at every `refresh()` (4x/s); the status figures are rebuilt at most once
     a second (`STATUS_EVERY`), in chunks that let the loop run, since with many symbols a
-    status build takes tens of milliseconds."""
+    status build takes tens of milliseconds.
+
+    While the table is live on a terminal, whatever else goes to that terminal must go through
+    the table's console, or the table's redraw (which moves the cursor up over its last
+    drawing) overwrites it and leaves copies of itself behind. So `start()` points the root
+    logger's handlers that write to the same terminal (stderr, as the CLI sets them up) at the
+    console, and stderr too (rich's `Live` redirection): their lines scroll above the table,
+    in order, formatted as before; `stop()` puts them back. Off a terminal nothing is moved."""
 
     STATUS_EVERY = 1.0
 
@@ -257,23 +295,14 @@ class LiveTable:
         self.live: Live | None = None
         self._records: list[AdapterStatus] = []
         self._built = -math.inf
+        self._moved: list[tuple[logging.StreamHandler[TextIO], TextIO]] = []
 
     def __call__(self, tick: Tick) -> None:
         self.last[tick.symbol] = tick
 
     def render(self) -> Table:
-        table = Table(title="foxtrot-stream", expand=False, padding=(0, 1), collapse_padding=True)
-        columns = ("symbol", "bid", "ask", "last", "transport", "breaker", "upd/s", "p50 ms",
-                   "p99 ms", "uptime", "err/min")  # fmt: skip
-        for col in columns:
-            left = col in ("symbol", "transport", "breaker")
-            table.add_column(
-                col,
-                justify="left" if left else "right",
-                no_wrap=True,
-                min_width={"symbol": 8, "transport": 9, "breaker": 9}.get(col),
-            )
         captions = []
+        rows: list[tuple[str, ...]] = []
         if not self._records:  # before start(), or rendered on its own: build them now
             self._records = [feed.status_record() for feed in self.feeds]
         for st in self._records:
@@ -283,7 +312,7 @@ class LiveTable:
                 t = self.last.get(s.symbol)
                 lat = s.latency_corrected_ms or s.latency_ms
                 uptime = uptimes.get(s.connection) if s.connection is not None else None
-                table.add_row(
+                rows.append((
                     s.symbol,
                     f"{t.bid:.8g}" if t else "",
                     f"{t.ask:.8g}" if t else "",
@@ -295,7 +324,7 @@ class LiveTable:
                     f"{lat.p99:.1f}" if lat.p99 is not None else "—",
                     _duration(uptime),
                     str(errors),
-                )
+                ))  # fmt: skip
             offset = (
                 f"clock offset {st.clock.offset_ms:+.1f} ± {st.clock.uncertainty_ms:.1f} ms"
                 if st.clock.offset_ms is not None and st.clock.uncertainty_ms is not None
@@ -306,13 +335,47 @@ class LiveTable:
                 f"{st.reconnects} reconnects, {st.http.polls} HTTP polls, "
                 f"{st.malformed_frames} malformed, {offset}"
             )
+        widths = {
+            col: max(_MIN_WIDTH.get(col, 0), cell_len(col), *(cell_len(r[i]) for r in rows))
+            for i, col in enumerate(COLUMNS)
+        }
+        shown = fit_columns(widths, self.console.width)
+        table = Table(title="foxtrot-stream", expand=False, padding=(0, 1), collapse_padding=True)
+        for col in shown:
+            table.add_column(
+                col,
+                justify="left" if col in _LEFT else "right",
+                no_wrap=True,
+                min_width=_MIN_WIDTH.get(col),
+            )
+        index = [COLUMNS.index(col) for col in shown]
+        for row in rows:
+            table.add_row(*(row[i] for i in index))
         table.caption = "\n".join(captions)
         table.caption_justify = "left"
         return table
 
     def start(self) -> None:
-        self.live = Live(self.render(), console=self.console, refresh_per_second=4)
+        shared = self.console.is_terminal and _same_terminal(self.console.file, sys.stderr)
+        self.live = Live(
+            self.render(),
+            console=self.console,
+            refresh_per_second=4,
+            redirect_stderr=shared,  # stderr elsewhere (`2> file`): it stays there
+        )
         self.live.start()
+        proxy = sys.stderr  # with `shared`, rich's: it prints through the console
+        if not shared or not isinstance(proxy, FileProxy):
+            return
+        for handler in logging.getLogger().handlers:
+            if (
+                type(handler) is logging.StreamHandler  # not a FileHandler or a subclass
+                and handler.stream is not proxy
+                and _same_terminal(handler.stream, self.console.file)
+            ):
+                old = handler.setStream(proxy)
+                if old is not None:
+                    self._moved.append((handler, old))
 
     async def refresh(self) -> None:
         if self.live is None:
@@ -331,6 +394,20 @@ class LiveTable:
             self.live = None
             if not self.console.is_terminal:
                 self.console.line()  # the last render ends without one off a terminal
+        # after the live display has ended: a line logged meanwhile still went through the
+        # console, which now simply prints it
+        for handler, old in self._moved:
+            handler.setStream(old)
+        self._moved.clear()
+
+
+def _same_terminal(a: object, b: object) -> bool:
+    """Both files are the same terminal device (stdout and stderr of a shell, unredirected)."""
+    try:
+        fa, fb = a.fileno(), b.fileno()  # type: ignore[attr-defined]
+        return os.isatty(fa) and os.isatty(fb) and os.fstat(fa).st_rdev == os.fstat(fb).st_rdev
+    except (AttributeError, OSError, ValueError):  # a StringIO, a closed file
+        return False
 
 
 def _duration(seconds: float | None) -> str:

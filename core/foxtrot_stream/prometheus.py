@@ -2,7 +2,9 @@
 
 A custom collector: nothing is recorded twice and nothing runs per tick; a scrape reads the
 counters the feeds keep anyway. Names carry their unit (`_seconds`, `_total`); labels are
-`adapter`, `symbol`, `connection`, `kind`, `state`, `host`.
+`adapter`, `symbol`, `connection`, `kind`, `state`, `host`, and `quantile` on the one summary.
+Latency is raw (not corrected for the clock offset, which is its own gauge): a histogram of
+every sample, and a summary whose quantiles cover the last minute.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
+    SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector
 
@@ -58,10 +61,11 @@ class FeedCollector(Collector):
             "Exchange event time to local receipt (raw: not corrected for clock offset)",
             labels=s,
         )
-        window = _gauge(
-            "tick_latency_window_seconds",
-            "Latency percentiles over the last minute (clock=raw|corrected)",
-            ("adapter", "symbol", "quantile", "clock"),
+        window = SummaryMetricFamily(
+            f"{PREFIX}_tick_latency_window_seconds",
+            "Raw latency quantiles over the last minute (max: quantile 1); _sum and _count "
+            "since the symbol's first sample, as the histogram's",
+            labels=s,
         )
         dropped = _counter(
             "dropped_ticks", "Ticks not delivered: duplicate or older than one already seen",
@@ -120,16 +124,16 @@ class FeedCollector(Collector):
                 buckets = [(str(b), m.buckets[i]) for i, b in enumerate(LATENCY_BUCKETS)]
                 buckets.append(("+Inf", m.buckets[-1]))
                 latency.add_metric(labels, buckets, m.lat_sum)
-                for clock, stats in (
-                    ("raw", symbol.latency_ms),
-                    ("corrected", symbol.latency_corrected_ms),
-                ):
-                    if stats is None or stats.samples == 0:
-                        continue
+                stats = symbol.latency_ms
+                if stats is not None and stats.samples:
                     for q, value in (("0.5", stats.p50), ("0.95", stats.p95),
                                      ("0.99", stats.p99), ("1", stats.max)):  # fmt: skip
                         if value is not None:
-                            window.add_metric([*labels, q, clock], value / 1e3)
+                            window.add_sample(
+                                window.name, {"adapter": name, "symbol": symbol.symbol,
+                                              "quantile": q}, value / 1e3,
+                            )  # fmt: skip
+                window.add_metric(labels, m.buckets[-1], m.lat_sum)
                 dropped.add_metric([*labels, "duplicate"], symbol.dropped_duplicate)
                 dropped.add_metric([*labels, "stale"], symbol.dropped_stale)
                 for kind in TRANSPORTS:

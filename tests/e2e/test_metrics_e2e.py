@@ -161,3 +161,138 @@ async def test_the_terminal_table_shows_the_status_figures(
         assert symbol in text
     assert "websocket" in text and "CLOSED" in text
     assert "BinanceAdapter: streaming" in text and "clock offset" in text
+
+
+# --- /metrics: conventional Prometheus types --------------------------------------------------
+
+
+def assert_conventional(families: list[Any]) -> dict[str, str]:
+    """Every family's samples fit its declared type; returns family name → type.
+
+    No `quantile` label outside a summary; a summary has `_sum` and `_count` for every label
+    set that has quantiles (0 ≤ φ ≤ 1); a histogram's buckets, per label set, are cumulative,
+    end at `+Inf`, and that bucket equals `_count`; `_sum` is present; counters are ≥ 0."""
+    types: dict[str, str] = {}
+    for family in families:
+        types[family.name] = family.type
+        assert family.type in ("counter", "gauge", "summary", "histogram"), family
+        series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        for s in family.samples:
+            if family.type != "summary":
+                assert "quantile" not in s.labels, (family.name, s)
+            rest = tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("le", "quantile")))
+            per = series.setdefault(rest, {"buckets": [], "quantiles": [], "sum": None,
+                                           "count": None})  # fmt: skip
+            suffix = s.name[len(family.name) :]
+            if family.type == "counter":
+                assert suffix in ("_total", "_created"), (family.name, s.name)
+                assert s.value >= 0
+            elif family.type == "gauge":
+                assert suffix == "", (family.name, s.name)
+            elif family.type == "histogram":
+                assert suffix in ("_bucket", "_sum", "_count", "_created"), s.name
+                if suffix == "_bucket":
+                    per["buckets"].append((float(s.labels["le"]), s.value))
+            else:
+                assert suffix in ("", "_sum", "_count", "_created"), s.name
+                if suffix == "":
+                    assert 0.0 <= float(s.labels["quantile"]) <= 1.0, s
+                    per["quantiles"].append((float(s.labels["quantile"]), s.value))
+            if suffix == "_sum":
+                per["sum"] = s.value
+            elif suffix == "_count":
+                per["count"] = s.value
+        for labels, per in series.items():
+            where = (family.name, labels)
+            if family.type == "histogram":
+                bounds = [b for b, _ in per["buckets"]]
+                counts = [c for _, c in per["buckets"]]
+                assert bounds == sorted(bounds) and bounds[-1] == float("inf"), where
+                assert counts == sorted(counts), where  # cumulative
+                assert per["count"] == counts[-1], where
+                assert per["sum"] is not None, where
+                if per["count"] == 0:
+                    assert per["sum"] == 0, where
+            if family.type == "summary":
+                assert per["count"] is not None and per["sum"] is not None, where
+                assert per["count"] >= 0, where
+                qs = sorted(per["quantiles"])
+                assert [v for _, v in qs] == sorted(v for _, v in qs), where  # monotonic in φ
+                if qs:
+                    assert per["count"] > 0, where
+    return types
+
+
+async def test_metrics_families_have_conventional_types(host: PluginHost, make_feed: Any) -> None:
+    """The real /metrics endpoint, parsed by prometheus-client's parser, with a clock offset
+    (so corrected figures exist) and trades (so latency has samples)."""
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from foxtrot_stream.serve import StatusServer
+
+    config = SimulatorConfig(symbols=("BTCUSDT", "ETHUSDT"), rate=40.0, trade_ratio=0.5,
+                             clock_offset=0.25, seed=3)  # fmt: skip
+    async with Simulator(config) as sim:
+        feed, _ = await make_feed(settings_for(host, sim), ("BTCUSDT", "ETHUSDT"))
+        await wait_for(lambda: feed.metrics.clock_offset.total >= 1, 5, "a clock sample")
+        await wait_for(lambda: feed.metrics.symbol("BTCUSDT").lat_n >= 20, 5, "20 trades")
+        server = StatusServer(lambda: [feed], "127.0.0.1", 0)
+        await server.start()
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(server.url + "metrics") as resp,
+            ):
+                assert resp.status == 200
+                text = await resp.text()
+        finally:
+            await server.stop()
+    families = list(text_string_to_metric_families(text))
+    types = assert_conventional(families)
+    assert types["foxtrot_stream_tick_latency_seconds"] == "histogram"
+    assert types["foxtrot_stream_tick_latency_window_seconds"] == "summary"
+    got = {f.name: f for f in families}
+    window = [s for s in got["foxtrot_stream_tick_latency_window_seconds"].samples
+              if s.labels["symbol"] == "BTCUSDT"]  # fmt: skip
+    quantiles = {s.labels["quantile"] for s in window if "quantile" in s.labels}
+    assert quantiles == {"0.5", "0.95", "0.99", "1"}
+    hist = [s for s in got["foxtrot_stream_tick_latency_seconds"].samples
+            if s.labels["symbol"] == "BTCUSDT"]  # fmt: skip
+    count = next(s.value for s in window if s.name.endswith("_count"))
+    assert count == next(s.value for s in hist if s.name.endswith("_count")) >= 20
+
+
+async def test_the_terminal_table_fits_the_width_and_keeps_the_prices(
+    host: PluginHost, sim: Simulator, make_feed: Any
+) -> None:
+    """At any width the table is no wider than the terminal (rich would otherwise cut the
+    cells short with `…`), bid and ask are whole, and columns go from the least important."""
+    import io
+
+    from rich.console import Console
+
+    from foxtrot_stream.output import COLUMN_PRIORITY, LiveTable
+
+    feed, _ = await make_feed(settings_for(host, sim))
+    table = LiveTable([feed], Console(file=io.StringIO(), width=80, color_system=None))
+    feed.add_consumer(table)
+    await wait_for(proven(feed), 5, "streaming")
+    await wait_for(lambda: len(table.last) == 3, 5, "a tick of each symbol")
+    for width in (50, 60, 70, 80, 90, 100, 120, 140, 200):
+        out = io.StringIO()
+        table.console = Console(file=out, width=width, color_system=None)
+        table.console.print(table.render())
+        lines = out.getvalue().splitlines()
+        assert max(map(len, lines)) <= width, (width, out.getvalue())
+        header = next(line for line in lines if line.startswith("┃ symbol"))
+        columns = [c.strip() for c in header.strip("┃").split("┃")]
+        assert set(columns) == set(COLUMN_PRIORITY[: len(columns)]), (width, columns)
+        assert "…" not in out.getvalue(), (width, out.getvalue())
+        for line in lines:
+            if line.startswith("│ ") and line[2:9] in ("BTCUSDT", "ETHUSDT", "BNBUSDT"):
+                cells = dict(zip(columns, (c.strip() for c in line.strip("│").split("│")),
+                                 strict=True))  # fmt: skip
+                assert float(cells["bid"]) > 0 and float(cells["ask"]) > 0
+        if width >= 140:
+            assert len(columns) == len(COLUMN_PRIORITY)
