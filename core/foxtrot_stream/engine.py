@@ -35,17 +35,19 @@ import collections
 import concurrent.futures
 import contextlib
 import itertools
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Literal, TypeVar
 
 from foxtrot_stream.buffer import LatestPerSymbol
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.model import Tick
 from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.records import Instrument
 from foxtrot_stream.serve import StatusServer, start_server
 from foxtrot_stream.settings import Settings, load
 
@@ -185,6 +187,19 @@ class StreamEngine:
         expected, or `PluginLoadError` when the settings need a plugin that cannot load."""
         host = PluginHost.discover() if host is None else host
         loaded = load(path, host.schema())
+        for problem in loaded.problems:
+            log.log(logging.INFO if problem.severity == "info" else logging.WARNING, "%s", problem)
+        host.check_required(loaded.settings)
+        return cls(loaded.settings, host)
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping[str, Any], *, host: PluginHost | None = None
+    ) -> StreamEngine:
+        """As `from_settings`, from dotted keys already read (a host's own settings dict,
+        merged with its connect dialog): the same checks, the same `SettingsError`."""
+        host = PluginHost.discover() if host is None else host
+        loaded = load(text=json.dumps(dict(values), default=str), schema=host.schema())
         for problem in loaded.problems:
             log.log(logging.INFO if problem.severity == "info" else logging.WARNING, "%s", problem)
         host.check_required(loaded.settings)
@@ -336,6 +351,30 @@ class StreamEngine:
         address that cannot be bound raises `ServeAddressError` (a ValueError) naming it."""
         return self._call(self._serve(host, port), timeout)
 
+    def instruments(
+        self, adapter: str | None = None, *, timeout: float = CALL_TIMEOUT
+    ) -> tuple[Instrument, ...]:
+        """Every instrument `adapter`'s exchange lists (its feed starts if it has not):
+        `TypeError` if the adapter has no `Instruments` capability, `PollError` if the
+        exchange did not answer."""
+        name = self._adapter(adapter)
+        return self._call(self._instruments(name), timeout)
+
+    def submit_subscribe(
+        self, symbols: str | Iterable[str], adapter: str | None = None
+    ) -> concurrent.futures.Future[dict[str, str]]:
+        """`subscribe` without waiting: a future of the refused symbols (for hosts whose
+        requests must not block; its callbacks run on the loop thread: keep them short)."""
+        name = self._adapter(adapter)
+        wanted = [symbols] if isinstance(symbols, str) else list(symbols)
+        return self._submit(self._subscribe(name, wanted))
+
+    def submit_instruments(
+        self, adapter: str | None = None
+    ) -> concurrent.futures.Future[tuple[Instrument, ...]]:
+        """`instruments` without waiting (see `submit_subscribe`)."""
+        return self._submit(self._instruments(self._adapter(adapter)))
+
     def _adapter(self, adapter: str | None) -> str:
         installed = sorted(self.host.adapters)
         if adapter is None:
@@ -353,15 +392,7 @@ class StreamEngine:
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         """Run `coro` on the loop and wait for its result in the calling thread."""
-        with self._lock:
-            if self._state != "running":
-                coro.close()
-                raise RuntimeError(f"the stream engine is not running (it is {self._state})")
-            if threading.current_thread() is self._thread:
-                coro.close()
-                raise RuntimeError("a blocking StreamEngine call from its own loop thread")
-            assert self._loop is not None
-            future = asyncio.run_coroutine_threadsafe(self._tracked(coro), self._loop)
+        future = self._submit(coro)
         try:
             return future.result(timeout)
         except concurrent.futures.CancelledError:
@@ -372,6 +403,18 @@ class StreamEngine:
             raise TimeoutError(
                 f"the stream engine did not answer within {timeout}s (the call goes on)"
             ) from None
+
+    def _submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run `coro` on the loop; its future (cancelled if the engine stops first)."""
+        with self._lock:
+            if self._state != "running":
+                coro.close()
+                raise RuntimeError(f"the stream engine is not running (it is {self._state})")
+            if threading.current_thread() is self._thread:
+                coro.close()
+                raise RuntimeError("a blocking StreamEngine call from its own loop thread")
+            assert self._loop is not None
+            return asyncio.run_coroutine_threadsafe(self._tracked(coro), self._loop)
 
     async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
         task = asyncio.current_task()
@@ -400,6 +443,11 @@ class StreamEngine:
         async with self._lock_of(adapter):  # one change at a time per feed
             feed = await self._feed(adapter)
             return await feed.subscribe(symbols)
+
+    async def _instruments(self, adapter: str) -> tuple[Instrument, ...]:
+        async with self._lock_of(adapter):
+            feed = await self._feed(adapter)
+        return await feed.instruments()
 
     async def _unsubscribe(self, adapter: str, symbols: list[str]) -> None:
         async with self._lock_of(adapter):

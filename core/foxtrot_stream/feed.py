@@ -41,6 +41,8 @@ from foxtrot_stream.records import (
     Failure,
     FeedContext,
     FrameHandler,
+    Instrument,
+    Instruments,
     Poller,
     PollError,
     RateLimited,
@@ -248,6 +250,13 @@ class Feed:
         if not isinstance(self.adapter, SymbolLister):
             raise TypeError(f"the {self.name} adapter cannot list the exchange's symbols")
         return await self.adapter.trading_symbols(self.context.session)
+
+    async def instruments(self) -> tuple[Instrument, ...]:
+        """Every instrument the exchange lists (the adapter's `Instruments`); raises
+        `PollError` if it cannot tell, `TypeError` if the adapter cannot list them."""
+        if not isinstance(self.adapter, Instruments):
+            raise TypeError(f"the {self.name} adapter cannot list the exchange's instruments")
+        return tuple(await self.adapter.instruments(self.context.session))
 
     async def subscribe(self, symbols: Iterable[str]) -> dict[str, str]:
         """Add symbols; returns the ones refused (symbol → why), the others go on."""

@@ -88,6 +88,11 @@ class AdapterSpec:
     description: str = ""
     simulator: SimulatorSpec | None = None
     """A local simulator of the exchange: `foxtrot-stream simulate <name>` and `demo` use it."""
+    host_exchanges: Mapping[str, str] = attrs.Factory(dict)
+    """host platform → the name of the member of that host's `Exchange` enum this adapter's
+    symbols belong to (Binance spot: ``{"foxtrot": "BINANCE", "vnpy": "GLOBAL"}``). The host
+    integrations (`foxtrot_stream.integrations`) read it; a host missing here gets its
+    integration's fallback."""
 
 
 @attrs.frozen
@@ -284,6 +289,41 @@ class SymbolLister(Protocol):
 
     async def trading_symbols(self, session: aiohttp.ClientSession) -> tuple[str, ...]:
         """Every trading symbol, as the feed spells them (`PollError` on failure)."""
+        ...
+
+
+@attrs.frozen
+class Instrument:
+    """One symbol as the exchange lists it, for hosts that want contract details."""
+
+    symbol: str
+    """As the feed spells it (Binance: ``BTCUSDT``)."""
+    status: str
+    """The exchange's trading status (``TRADING`` when it can be subscribed)."""
+    price_tick: float
+    """Smallest price increment (Binance: PRICE_FILTER tickSize)."""
+    min_qty: float
+    """Smallest order quantity (Binance: LOT_SIZE minQty)."""
+    lot_size: float
+    """Quantity increment (Binance: LOT_SIZE stepSize)."""
+    size: float = 1.0
+    """Contract multiplier (1 for spot)."""
+    product: str = "SPOT"
+    """What kind of instrument: ``SPOT``, ``FUTURES``, ``SWAP``, ``OPTION``, …"""
+
+    @property
+    def trading(self) -> bool:
+        return self.status == "TRADING"
+
+
+@runtime_checkable
+class Instruments(Protocol):
+    """Optional adapter capability: every instrument the exchange lists, with its price tick
+    and quantity limits (Binance: `exchangeInfo`). Host integrations publish them as
+    contracts on connect."""
+
+    async def instruments(self, session: aiohttp.ClientSession) -> Sequence[Instrument]:
+        """Every listed instrument, trading or not (`PollError` on failure)."""
         ...
 
 

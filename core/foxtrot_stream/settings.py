@@ -241,6 +241,8 @@ class SettingsError(Exception):
 class Loaded:
     settings: Settings
     problems: tuple[Problem, ...]
+    values: Mapping[str, Any] = attrs.Factory(dict)
+    """Every key as read (dotted, nested objects flattened), ours and the host's."""
 
     @property
     def warnings(self) -> tuple[Problem, ...]:
@@ -738,7 +740,7 @@ def _interpret(
     assert websocket is not None
     origin = {k: "file" for k in flat if k in known}
     settings = Settings(websocket, adapters, plugins, origin, file)
-    return Loaded(settings, tuple(problems))
+    return Loaded(settings, tuple(problems), flat)
 
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})

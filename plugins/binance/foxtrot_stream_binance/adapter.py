@@ -28,6 +28,7 @@ from foxtrot_stream.records import (
     ConnectionEvents,
     ConnectionLimits,
     FrameHandler,
+    Instrument,
     PollError,
     PollResult,
     SymbolCheck,
@@ -106,6 +107,7 @@ class BinanceAdapter:
         self._early: dict[str, tuple[float, int]] = {}
         """symbol → (price, id) of the newest trade seen before the symbol's first book."""
         self._listed: dict[str, str] | None = None  # symbol → status
+        self._instruments: tuple[Instrument, ...] = ()
         self._listed_at = 0.0
         self.weight_limit: int | None = None
         """REQUEST_WEIGHT per minute, read from exchangeInfo's rateLimits (not hard-coded)."""
@@ -275,12 +277,19 @@ class BinanceAdapter:
                 body = orjson.loads(await resp.read())
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise PollError(f"exchangeInfo failed: {type(exc).__name__}: {exc}") from exc
-        self._listed = {s["symbol"]: s.get("status", "TRADING") for s in body.get("symbols", [])}
+        symbols = body.get("symbols", [])
+        self._listed = {s["symbol"]: s.get("status", "TRADING") for s in symbols}
+        self._instruments = tuple(_instrument(s) for s in symbols)
         self._listed_at = now
         for limit in body.get("rateLimits", []):
             if limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval") == "MINUTE":
                 self.weight_limit = int(limit["limit"]) // max(1, int(limit.get("intervalNum", 1)))
         return self._listed
+
+    async def instruments(self, session: aiohttp.ClientSession) -> tuple[Instrument, ...]:
+        """Every symbol of `exchangeInfo` with its PRICE_FILTER tick and LOT_SIZE limits."""
+        await self.listed(session)
+        return self._instruments
 
     async def trading_symbols(self, session: aiohttp.ClientSession) -> tuple[str, ...]:
         listed = await self.listed(session)
@@ -435,3 +444,22 @@ def _retry_after(headers: Any) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _instrument(info: dict[str, Any]) -> Instrument:
+    """An `exchangeInfo` symbol as an `Instrument` (0 where a filter or a number is missing)."""
+    filters = {f.get("filterType"): f for f in info.get("filters", ()) if isinstance(f, dict)}
+
+    def number(kind: str, field: str) -> float:
+        try:
+            return float(filters.get(kind, {}).get(field, 0.0))
+        except (TypeError, ValueError):
+            return 0.0
+
+    return Instrument(
+        symbol=str(info["symbol"]),
+        status=str(info.get("status", "TRADING")),
+        price_tick=number("PRICE_FILTER", "tickSize"),
+        min_qty=number("LOT_SIZE", "minQty"),
+        lot_size=number("LOT_SIZE", "stepSize"),
+    )

@@ -38,5 +38,7 @@ def register_adapters() -> list[AdapterSpec]:
             factory=_build,
             description="Binance Spot: bookTicker + trade streams, REST bookTicker polling.",
             simulator=SimulatorSpec(main=_simulate, start=_start_simulator),
+            # Foxtrot has Exchange.BINANCE; vnpy 4.5 has no Binance member, so GLOBAL
+            host_exchanges={"foxtrot": "BINANCE", "vnpy": "GLOBAL"},
         )
     ]
