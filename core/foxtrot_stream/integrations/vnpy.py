@@ -1,14 +1,19 @@
-"""A vnpy/Foxtrot gateway backed by `StreamEngine`: market data only.
+"""A vnpy gateway backed by `StreamEngine`: market data only.
 
-Add `FoxtrotStreamGateway` to a main engine like any gateway; `connect(setting)` loads
-`vt_setting.json` and starts a `StreamEngine`, `subscribe(req)` streams a symbol, and every tick
-is put on the main engine's `EventEngine` as `eTick.` and `eTick.<vt_symbol>` through
-`on_tick`. Ticks are converted on the engine's consumer thread for this gateway (vnpy's
-`EventEngine.put` is a thread-safe queue put), never on the network loop.
+Add `FoxtrotStreamGateway` to vnpy's `MainEngine` like any gateway. `connect(setting)` reads
+vnpy's own `SETTINGS` (loaded from vt_setting.json in its trader folder), merged with an
+optional `settings_file` (relative to that folder) and the connect dialog's values, and
+starts a `StreamEngine`; contracts (`ContractData`) follow as soon as the exchange lists them;
+`subscribe(req)` streams a symbol, and every tick is put on the main engine's `EventEngine` as
+`eTick.` and `eTick.<vt_symbol>` through `on_tick`. Ticks are converted on the engine's
+consumer thread for this gateway (vnpy's `EventEngine.put` is a thread-safe queue put), never
+on the network loop. Our log lines (connections, failovers, breaker changes, warnings) become
+`LogData` on `eLog` while connected.
 
 Facts of vnpy 4.5.0 this relies on: it has no `Exchange.BINANCE`, so an adapter's ticks carry
-`Exchange.<ADAPTER NAME>` where vnpy has one and `Exchange.GLOBAL` otherwise (Binance:
-`BTCUSDT.GLOBAL`). Tick times are timezone-aware, in UTC.
+the exchange its plugin declares for vnpy (`AdapterSpec.host_exchanges["vnpy"]`; Binance spot:
+`Exchange.GLOBAL`, so `BTCUSDT.GLOBAL`), else `Exchange.<ADAPTER NAME>` where vnpy has one,
+else `Exchange.GLOBAL`. Tick times are timezone-aware, in UTC.
 
 Needs the `vnpy` extra: ``pip install "foxtrot-stream[vnpy]"``. See docs/foxtrot-engine.md.
 """
@@ -17,14 +22,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 try:
     from vnpy.event import EventEngine
-    from vnpy.trader.constant import Exchange
+    from vnpy.trader.constant import Exchange, Product
     from vnpy.trader.gateway import BaseGateway
-    from vnpy.trader.object import SubscribeRequest, TickData
+    from vnpy.trader.object import ContractData, LogData, SubscribeRequest, TickData
 except ImportError as exc:
     raise ImportError(
         "foxtrot_stream.integrations.vnpy needs vnpy, which is not installed: install the "
@@ -32,12 +39,26 @@ except ImportError as exc:
         f" ({exc})"
     ) from exc
 
-from foxtrot_stream.engine import DEFAULT_MAXSIZE, POLICIES, StreamEngine
+from foxtrot_stream.engine import DEFAULT_MAXSIZE, StreamEngine
+from foxtrot_stream.integrations._host import (
+    HostLog,
+    check_dialog,
+    engine_for_host,
+    fetch_instruments,
+    logger_names,
+    settings_problems,
+    transport_notice,
+)
 from foxtrot_stream.model import Tick
+from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.records import AdapterSpec, Instrument
+from foxtrot_stream.settings import SettingsError
 
 __all__ = ["FoxtrotStreamGateway", "exchange_for", "to_tick_data"]
 
 log = logging.getLogger("foxtrot_stream.vnpy")
+
+HOST = "vnpy"
 
 MARKET_DATA_ONLY = (
     "FoxtrotStreamGateway is market data only: it does not trade or query accounts; "
@@ -45,8 +66,12 @@ MARKET_DATA_ONLY = (
 )
 
 
-def exchange_for(adapter: str) -> Any:
-    """vnpy's `Exchange` member for an adapter: its own if vnpy has one, else GLOBAL."""
+def exchange_for(adapter: str, spec: AdapterSpec | None = None) -> Any:
+    """vnpy's `Exchange` member for an adapter: the one its plugin declares for vnpy, else
+    vnpy's member of the adapter's name if it has one, else GLOBAL."""
+    declared = spec.host_exchanges.get(HOST) if spec is not None else None
+    if declared is not None:
+        return Exchange[declared]
     return getattr(Exchange, adapter.upper(), Exchange.GLOBAL)
 
 
@@ -98,40 +123,55 @@ class FoxtrotStreamGateway(BaseGateway):  # type: ignore[misc]  # vnpy has no ty
         self._spelling: dict[str, str] = {}
         """Upper-case symbol → the symbol as the host subscribed it (vt_symbols must match)."""
         self._lock = threading.Lock()
+        self._log = HostLog(self._post_log)
 
     # --- the gateway API ---------------------------------------------------------------------
 
     def connect(self, setting: dict[str, Any]) -> None:
         """Start streaming: keys as in `default_setting` (an empty `settings_file` means
-        $FOXTROT_SETTINGS, else ./vt_setting.json). Bad settings raise `SettingsError`."""
+        $FOXTROT_SETTINGS if set, else vnpy's own SETTINGS alone). Bad settings (a named file
+        that cannot be read included) are written to the log as errors and raised
+        (`SettingsError`; `ValueError` for a bad dialog value): nothing starts."""
         merged = {**self.default_setting, **setting}
-        policy = str(merged["policy"])
-        if policy not in POLICIES:
-            raise ValueError(f"policy = {policy!r}: expected one of {', '.join(POLICIES)}")
-        maxsize = int(_number(merged, "maxsize", int, 1, "an integer of at least 1"))
-        timeout = _number(merged, "timeout", float, 0.0, "a number of seconds above 0")
+        policy, maxsize, timeout = check_dialog(merged)
+        adapter = str(merged["adapter"])
         with self._lock:
             if self.engine is not None:
                 self.write_log("already connected")
                 return
-            engine = StreamEngine.from_settings(str(merged["settings_file"]) or None)
-            adapter = str(merged["adapter"])
-            if adapter not in engine.host.adapters:
+            plugins = PluginHost.discover()
+            if adapter not in plugins.adapters:
                 raise LookupError(
                     f"adapter = {adapter!r}: not installed "
-                    f"(installed: {', '.join(sorted(engine.host.adapters)) or 'none'})"
+                    f"(installed: {', '.join(sorted(plugins.adapters)) or 'none'})"
                 )
-            self.adapter, self.exchange = adapter, exchange_for(adapter)
+            self._log.attach(logger_names(plugins))
+            try:
+                values, folder = _host_settings()
+                engine = engine_for_host(values, merged, folder, plugins)
+            except SettingsError as exc:
+                for text, level in settings_problems(exc):
+                    self._post_log(text, level)
+                self._post_log("not connected: the settings have errors", logging.ERROR)
+                self._log.detach()
+                raise
+            except Exception as exc:
+                self._post_log(f"not connected: {exc}", logging.ERROR)
+                self._log.detach()
+                raise
+            self.adapter = adapter
+            self.exchange = exchange_for(adapter, plugins.adapters[adapter])
             self.timeout = timeout
             engine.add_consumer(
-                self._on_stream_tick,
-                name=self.gateway_name,
-                policy=policy,  # checked above (mypy narrows it to Policy)
-                maxsize=maxsize,
+                self._on_stream_tick, name=self.gateway_name, policy=policy, maxsize=maxsize
             )
             engine.start()
             self.engine = engine
+        notice = transport_notice(engine)
+        if notice:
+            self._post_log(notice, logging.WARNING)
         self.write_log(f"connected: {adapter} market data through foxtrot-stream")
+        fetch_instruments(engine, [adapter], self._publish_contracts, self._warn)
 
     def subscribe(self, req: SubscribeRequest) -> None:
         """Stream `req.symbol`. Blocks until the exchange has accepted or refused it (bounded
@@ -173,6 +213,7 @@ class FoxtrotStreamGateway(BaseGateway):  # type: ignore[misc]  # vnpy has no ty
             engine, self.engine = self.engine, None
         if engine is not None and not engine.stop(timeout):
             self.write_log(f"foxtrot-stream did not stop within {timeout}s")
+        self._log.detach()
 
     def status(self) -> dict[str, Any]:
         """The stream engine's status (see `StreamEngine.status`); {} when not connected."""
@@ -205,22 +246,38 @@ class FoxtrotStreamGateway(BaseGateway):  # type: ignore[misc]  # vnpy has no ty
         symbol = self._spelling.get(tick.symbol, tick.symbol)
         self.on_tick(to_tick_data(tick, self.gateway_name, self.exchange, symbol))
 
+    def _publish_contracts(self, adapter: str, instruments: tuple[Instrument, ...]) -> None:
+        for instrument in instruments:
+            self.on_contract(to_contract_data(instrument, self.gateway_name, self.exchange))
+        self.write_log(f"{len(instruments)} {adapter} contracts on exchange {self.exchange.value}")
 
-def _number(
-    setting: dict[str, Any], key: str, kind: type[float], floor: float, expected: str
-) -> float:
-    """`setting[key]` as `kind` (numeric strings too: vnpy's connect dialog sends text), or a
-    ValueError naming the key, the value and what was expected. `kind` is int or float; an
-    int must be at least `floor`, a float above it."""
-    value = setting[key]
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = kind(value)
-        exact = float(value) == number  # an int setting must not be silently truncated
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} = {value!r}: expected {expected}") from None
-    too_small = number <= floor if kind is float else number < floor
-    if not exact or too_small:  # (NaN compares unequal: not exact)
-        raise ValueError(f"{key} = {value!r}: expected {expected}")
-    return number
+    def _warn(self, text: str) -> None:
+        self._post_log(text, logging.WARNING)
+
+    def _post_log(self, text: str, level: int) -> None:
+        self.on_log(LogData(msg=text, level=level, gateway_name=self.gateway_name))
+
+
+def to_contract_data(instrument: Instrument, gateway_name: str, exchange: Any) -> Any:
+    return ContractData(
+        gateway_name=gateway_name,
+        symbol=instrument.symbol,
+        exchange=exchange,
+        name=instrument.symbol,
+        product=getattr(Product, instrument.product, Product.SPOT),
+        size=instrument.size,
+        pricetick=instrument.price_tick,
+        min_volume=instrument.min_qty,
+        net_position=True,
+    )
+
+
+def _host_settings() -> tuple[dict[str, Any], Path | None]:
+    """vnpy's SETTINGS as its settings module loaded them, and the folder of its
+    vt_setting.json; nothing when the host has not loaded them (importing them here would make
+    the host pick a trader folder, even create one in the home directory)."""
+    setting = sys.modules.get("vnpy.trader.setting")
+    utility = sys.modules.get("vnpy.trader.utility")
+    values = dict(getattr(setting, "SETTINGS", {}))
+    folder = getattr(utility, "TEMP_DIR", None)
+    return values, None if folder is None else Path(folder)
