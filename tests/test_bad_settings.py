@@ -126,12 +126,40 @@ def test_a_missing_or_directory_path_is_exit_2(
 
 
 def test_a_byte_order_mark_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """What Windows editors write in front of UTF-8."""
-    f = tmp_path / "vt_setting.json"
+    """What Windows editors write in front of UTF-8: we read it; in a file named
+    vt_setting.json it is a warning, as the hosts' json.load refuses it."""
+    f = tmp_path / "settings.json"
     f.write_bytes(b'\xef\xbb\xbf{"websocket.enabled": true}')
     code, output = check(f, capsys)
     assert code == 0, output
     assert load(f, SCHEMA).settings.websocket.enabled is True
+    host_file = tmp_path / "vt_setting.json"
+    host_file.write_bytes(f.read_bytes())
+    code, output = check(host_file, capsys)
+    assert code == 1 and "it starts with a byte order mark" in output, output
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{\n  // the guide\n  "websocket.enabled": true\n}', '{"websocket.enabled": true,}'],
+)
+def test_comments_in_a_file_the_host_reads_are_a_warning_that_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    host_file = tmp_path / "vt_setting.json"
+    host_file.write_text(text, encoding="utf-8")
+    code, output = check(host_file, capsys)
+    assert code == 1, output
+    assert "vt_setting.json is not strict JSON: comments or trailing commas (line" in output
+    assert "Foxtrot and vnpy load vt_setting.json" in output and "json.load" in output
+    lines = output.splitlines()
+    assert len(lines) == 2 and sum(line.startswith("warning: ") for line in lines) == 1, output
+    mine = tmp_path / "stream.json"  # foxtrot-stream's own file: comments welcome
+    mine.write_text(text, encoding="utf-8")
+    assert check(mine, capsys)[0] == 0
+    assert main(["config", "check", "--strict", str(mine)]) == 1  # unless meant for a host
+    with open(host_file, encoding="utf-8") as f, pytest.raises(json.JSONDecodeError):
+        json.load(f)  # what the hosts do
 
 
 def test_the_real_command_prints_no_traceback(tmp_path: Path) -> None:

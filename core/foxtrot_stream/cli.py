@@ -18,12 +18,14 @@ from foxtrot_stream import __version__, demo, runner
 from foxtrot_stream.plugins import PluginHost, PluginLoadError
 from foxtrot_stream.serve import ServeAddressError, parse_address
 from foxtrot_stream.settings import (
+    DEFAULT_FILE,
     Loaded,
     Settings,
     SettingsError,
     effective,
     load,
     settings_path,
+    strict_json_problems,
 )
 
 EXIT_WARNINGS = 1
@@ -54,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="validate a settings file: exit 0 clean, 1 warnings, 2 errors"
     )
     c.add_argument("file", nargs="?")
+    c.add_argument(
+        "--strict",
+        action="store_true",
+        help="also warn where a host that reads strict JSON would fail (comments, trailing "
+        "commas, a byte order mark); always on for a file named vt_setting.json",
+    )
     c = csub.add_parser("show", help="effective settings, each marked default or file")
     c.add_argument("file", nargs="?")
     c.add_argument("--json", action="store_true", help="print as a JSON object")
@@ -173,8 +181,12 @@ def cmd_config_check(host: PluginHost, args: argparse.Namespace) -> int:
     loaded = _load(host, args.file)
     _print_problems(loaded)
     host.check_required(loaded.settings)
-    if loaded.warnings:
-        print(f"{path}: {len(loaded.warnings)} warning(s), no errors")
+    strict = strict_json_problems(path) if args.strict or path.name == DEFAULT_FILE else []
+    for problem in strict:
+        print(str(problem), file=sys.stderr)
+    warnings = len(loaded.warnings) + len(strict)
+    if warnings:
+        print(f"{path}: {warnings} warning(s), no errors")
         return EXIT_WARNINGS
     print(f"{path}: OK")
     return 0

@@ -603,6 +603,40 @@ def _read(file: Path, schema: SettingsSchema, explicit: bool) -> str | None:
         ) from exc
 
 
+STRICT_HOSTS_WHY = (
+    "foxtrot-stream reads it, but Foxtrot and vnpy load vt_setting.json from their trader "
+    "folder with Python's strict json.load and fail to start on it; keep the host's file "
+    "strict JSON (docs/foxtrot-engine.md shows one)"
+)
+
+
+def strict_json_problems(file: Path) -> list[Problem]:
+    """Why a settings file that foxtrot-stream accepted would break a host that reads strict
+    JSON (comments, trailing commas, a byte order mark); [] when it would not, or when the
+    file cannot be read (the loader reports that)."""
+    try:
+        data = file.read_bytes()
+        text = data.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return []
+    what = []
+    if data.startswith(b"\xef\xbb\xbf"):
+        what.append("it starts with a byte order mark")
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:  # (the loader accepted it: comments or commas)
+        what.append(f"comments or trailing commas (line {exc.lineno}: {exc.msg})")
+    except ValueError:  # an integer beyond the digit limit: the loader says so
+        pass
+    if not what:
+        return []
+    return [
+        Problem(
+            "warning", "", f"{file.name} is not strict JSON: {'; '.join(what)}. {STRICT_HOSTS_WHY}"
+        )
+    ]
+
+
 def _depth(value: Any) -> int:
     """How deeply `value` nests objects and lists (iteratively: no recursion limit)."""
     deepest = 0
