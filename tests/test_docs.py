@@ -44,3 +44,22 @@ def test_every_hook_is_documented_with_its_exact_signature() -> None:
         doc = f.__doc__ or ""
         for part in ("Called", "Return", "On raise"):
             assert part.lower() in doc.lower(), (name, part)
+
+
+def test_the_host_vt_setting_example_is_strict_json_that_we_accept(
+    schema: SettingsSchema, tmp_path: Path
+) -> None:
+    """docs/foxtrot-engine.md shows a vt_setting.json for Foxtrot and vnpy: their json.load
+    must read it, and foxtrot-stream must accept it without a word."""
+    from foxtrot_stream.cli import main
+    from foxtrot_stream.settings import load
+
+    text = (DOC.parent / "foxtrot-engine.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```json\n(.*?)```", text, re.S)
+    example = next(b for b in blocks if '"websocket.enabled": true' in b)
+    values = json.loads(example)  # what the hosts do
+    assert values["websocket.enabled"] is True and "font.family" in values
+    assert load(text=example, schema=schema).problems == ()
+    host_file = tmp_path / "vt_setting.json"
+    host_file.write_text(example, encoding="utf-8")
+    assert main(["config", "check", str(host_file)]) == 0
