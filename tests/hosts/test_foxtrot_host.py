@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -159,6 +160,7 @@ def test_foxtrot_main_engine_streams_ticks_with_contracts_and_logs_and_closes_cl
     assert our_threads() == []
     assert set(threading.enumerate()) <= threads_before
     assert our_log_handlers() == []
+    assert logging.getLogger("BinanceAdapter").level == logging.NOTSET  # as it was
     assert adapter.engine is None
 
 
@@ -247,3 +249,35 @@ def test_requests_it_cannot_serve_get_foxtrots_answers_and_one_log_line_each(
     assert "subscribe BTCUSDT.SSE: this adapter serves BINANCE only" in text
     for what in ("orders", "quotes", "history queries", "order cancels", "account queries"):
         assert text.count(f"market data only: {what} not done") == 1, what
+
+
+def test_each_plugin_names_its_foxtrot_exchange_else_the_adapters_name_else_global(
+    fx: Any,
+) -> None:
+    from foxtrot_stream.integrations.foxtrot import exchange_for
+    from foxtrot_stream.records import AdapterSpec
+
+    def spec(name: str, **host_exchanges: str) -> AdapterSpec:
+        return AdapterSpec(name, "X", None, lambda _: None, host_exchanges=host_exchanges)  # type: ignore[arg-type,return-value]
+
+    assert exchange_for(spec("binance", foxtrot="BINANCE")) is fx.Exchange.BINANCE
+    assert exchange_for(spec("binance_usdm", foxtrot="BINANCEUSDM")) is fx.Exchange.BINANCEUSDM
+    assert exchange_for(spec("okx")) is fx.Exchange.OKX
+    assert exchange_for(spec("somewhere")) is fx.Exchange.GLOBAL
+    adapter = fx.Adapter(fx.EventEngine(), "FTS")
+    assert adapter.exchanges == [fx.Exchange.BINANCE]  # the installed plugins'
+    assert adapter.adapter_of == {fx.Exchange.BINANCE: "binance"}
+
+
+def test_outside_foxtrot_the_import_error_says_so() -> None:
+    code = (
+        "import sys; sys.modules['foxtrot'] = None\n"
+        "try:\n"
+        "    import foxtrot_stream.integrations.foxtrot\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert "runs inside the Foxtrot platform" in out
