@@ -258,7 +258,7 @@ def test_each_plugin_names_its_foxtrot_exchange_else_the_adapters_name_else_glob
     from foxtrot_stream.records import AdapterSpec
 
     def spec(name: str, **host_exchanges: str) -> AdapterSpec:
-        return AdapterSpec(name, "X", None, lambda _: None, host_exchanges=host_exchanges)  # type: ignore[arg-type,return-value]
+        return AdapterSpec(name, "X", None, lambda _: None, host_exchanges=host_exchanges)
 
     assert exchange_for(spec("binance", foxtrot="BINANCE")) is fx.Exchange.BINANCE
     assert exchange_for(spec("binance_usdm", foxtrot="BINANCEUSDM")) is fx.Exchange.BINANCEUSDM
