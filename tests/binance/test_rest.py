@@ -69,3 +69,22 @@ async def test_symbols_are_validated_against_exchange_info(env) -> None:  # type
     }
     await adapter.validate_symbols(session, ["ETHUSDT"])
     assert sim.stats.rest_by_path["/api/v3/exchangeInfo"] == 1  # cached
+
+
+async def test_instruments_come_from_exchange_info_filters(env) -> None:  # type: ignore[no-untyped-def]
+    from foxtrot_stream.records import Instrument, Instruments
+    from foxtrot_stream_binance.adapter import _instrument
+    from foxtrot_stream_binance.simulator.prices import fmt
+
+    sim, adapter, session = env
+    assert isinstance(adapter, Instruments)
+    listed = {i.symbol: i for i in await adapter.instruments(session)}
+    assert set(listed) == {"BTCUSDT", "ETHUSDT", "HALTUSDT"}
+    btc = listed["BTCUSDT"]
+    assert btc.price_tick == float(fmt(sim.paths["BTCUSDT"].tick))
+    assert (btc.min_qty, btc.lot_size, btc.size, btc.product) == (0.0001, 0.0001, 1.0, "SPOT")
+    assert btc.trading and not listed["HALTUSDT"].trading
+    await adapter.instruments(session)
+    assert sim.stats.rest_by_path["/api/v3/exchangeInfo"] == 1  # one exchangeInfo for both
+    bare = _instrument({"symbol": "X", "filters": [{"filterType": "LOT_SIZE", "minQty": "?"}]})
+    assert bare == Instrument("X", "TRADING", 0.0, 0.0, 0.0)
