@@ -263,6 +263,7 @@ def test_each_plugin_names_its_foxtrot_exchange_else_the_adapters_name_else_glob
     assert exchange_for(spec("binance", foxtrot="BINANCE")) is fx.Exchange.BINANCE
     assert exchange_for(spec("binance_usdm", foxtrot="BINANCEUSDM")) is fx.Exchange.BINANCEUSDM
     assert exchange_for(spec("okx")) is fx.Exchange.OKX
+    assert exchange_for(spec("okx", foxtrot="NOT_IN_FOXTROT")) is fx.Exchange.OKX
     assert exchange_for(spec("somewhere")) is fx.Exchange.GLOBAL
     adapter = fx.Adapter(fx.EventEngine(), "FTS")
     assert adapter.exchanges == [fx.Exchange.BINANCE]  # the installed plugins'

@@ -64,11 +64,11 @@ MARKET_DATA_ONLY = (
 
 
 def exchange_for(spec: AdapterSpec) -> Any:
-    """Foxtrot's `Exchange` for an adapter: the member its plugin declares for Foxtrot, else
-    the member named like the adapter, else `Exchange.GLOBAL`."""
-    declared = spec.host_exchanges.get(HOST)
+    """Foxtrot's `Exchange` for an adapter: the member its plugin declares for Foxtrot (if
+    Foxtrot has it), else the member named like the adapter, else `Exchange.GLOBAL`."""
+    declared = getattr(Exchange, spec.host_exchanges.get(HOST, ""), None)
     if declared is not None:
-        return Exchange[declared]
+        return declared
     return getattr(Exchange, spec.name.upper(), Exchange.GLOBAL)
 
 

@@ -67,11 +67,12 @@ MARKET_DATA_ONLY = (
 
 
 def exchange_for(adapter: str, spec: AdapterSpec | None = None) -> Any:
-    """vnpy's `Exchange` member for an adapter: the one its plugin declares for vnpy, else
-    vnpy's member of the adapter's name if it has one, else GLOBAL."""
-    declared = spec.host_exchanges.get(HOST) if spec is not None else None
+    """vnpy's `Exchange` member for an adapter: the one its plugin declares for vnpy (if vnpy
+    has it), else vnpy's member of the adapter's name if it has one, else GLOBAL."""
+    named = spec.host_exchanges.get(HOST, "") if spec is not None else ""
+    declared = getattr(Exchange, named, None)
     if declared is not None:
-        return Exchange[declared]
+        return declared
     return getattr(Exchange, adapter.upper(), Exchange.GLOBAL)
 
 
