@@ -208,6 +208,7 @@ def test_settings_file_is_read_from_the_trader_folder_and_a_missing_one_is_a_hos
     error = events.logs()[0]
     assert error.level == logging.ERROR
     assert str(fx.folder / "no-such-file.json") in error.msg  # resolved in the trader folder
+    assert "settings_file: no settings file at" in error.msg and "trader folder" in error.msg
     assert "not connected" in events.log_text()
     assert adapter.engine is None and our_threads() == [] and our_log_handlers() == []
 

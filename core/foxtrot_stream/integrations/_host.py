@@ -21,7 +21,7 @@ from typing import Any
 from foxtrot_stream.engine import POLICIES, Policy, StreamEngine
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.records import Instrument, PollError
-from foxtrot_stream.settings import ENV_VAR, SettingsError, load
+from foxtrot_stream.settings import ENV_VAR, Problem, SettingsError, load
 
 #: Loggers of the core whatever the adapter (`serve` logs as "foxtrot-stream").
 CORE_LOGGERS = ("foxtrot_stream", "foxtrot-stream")
@@ -59,7 +59,16 @@ def engine_for_host(
     merged = dict(host_settings)
     path = settings_file_path(str(dialog.get("settings_file") or ""), folder)
     if path is not None:
-        merged.update(load(path, plugins.schema()).values)  # named: missing is an error
+        if not path.exists():  # named: missing is an error, never a fallback to defaults
+            hint = (
+                " (a relative settings_file is read from the host's trader folder, where the "
+                "host keeps its vt_setting.json)"
+                if folder is not None
+                else ""
+            )
+            problem = Problem("error", "settings_file", f"no settings file at {path}{hint}")
+            raise SettingsError([problem])
+        merged.update(load(path, plugins.schema()).values)
     merged.update({k: v for k, v in dialog.items() if "." in k})
     return StreamEngine.from_mapping(merged, host=plugins)
 
