@@ -253,7 +253,7 @@ def test_requests_it_cannot_serve_get_foxtrots_answers_and_one_log_line_each(
 
 
 def test_each_plugin_names_its_foxtrot_exchange_else_the_adapters_name_else_global(
-    fx: Any,
+    fx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from foxtrot_stream.integrations.foxtrot import exchange_for
     from foxtrot_stream.records import AdapterSpec
@@ -266,6 +266,7 @@ def test_each_plugin_names_its_foxtrot_exchange_else_the_adapters_name_else_glob
     assert exchange_for(spec("okx")) is fx.Exchange.OKX
     assert exchange_for(spec("okx", foxtrot="NOT_IN_FOXTROT")) is fx.Exchange.OKX
     assert exchange_for(spec("somewhere")) is fx.Exchange.GLOBAL
+    monkeypatch.chdir(fx.trader)  # Foxtrot's EventEngine writes log folders where it starts
     adapter = fx.Adapter(fx.EventEngine(), "FTS")
     assert adapter.exchanges == [fx.Exchange.BINANCE]  # the installed plugins'
     assert adapter.adapter_of == {fx.Exchange.BINANCE: "binance"}
