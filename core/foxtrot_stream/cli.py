@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from foxtrot_stream import __version__, demo, runner
 from foxtrot_stream.plugins import PluginHost, PluginLoadError
+from foxtrot_stream.redact import redact
 from foxtrot_stream.serve import ServeAddressError, parse_address
 from foxtrot_stream.settings import Loaded, SettingsError, effective, load, settings_path
 
@@ -170,12 +171,15 @@ def cmd_config_show(host: PluginHost, args: argparse.Namespace) -> int:
     _print_problems(loaded)
     rows = effective(loaded.settings, host.schema())
     if args.json:
-        out: dict[str, Any] = {k: {"value": v, "source": src} for k, v, src in rows}
+        out: dict[str, Any] = {
+            k: {"value": redact(v) if isinstance(v, str) else v, "source": src}
+            for k, v, src in rows
+        }
         print(json.dumps(out, indent=2))
         return 0
     width = max(len(k) for k, _, _ in rows)
     for key, value, source in rows:
-        print(f"{key:<{width}}  {json.dumps(value):<32} {source}")
+        print(f"{key:<{width}}  {redact(json.dumps(value)):<32} {source}")
     return 0
 
 

@@ -20,6 +20,7 @@ from foxtrot_stream.jsonc import strip_comments
 from foxtrot_stream.output import LiveTable
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.records import StateChange
+from foxtrot_stream.redact import redact
 from foxtrot_stream.runner import stop_on_signals
 from foxtrot_stream.serve import ServeAddressError, serve_feeds
 from foxtrot_stream.settings import load
@@ -163,7 +164,8 @@ async def run_demo(
     stop = asyncio.Event()
     outage_at, outage_for = 0.2 * duration, 0.3 * duration
     say(
-        f"demo: Binance simulator on {values.get(f'{adapter}.ws_url')}; the guide's configuration "
+        f"demo: Binance simulator on {redact(str(values.get(f'{adapter}.ws_url')))}; the guide's "
+        "configuration "
         f"with timings scaled to {duration:g}s; outage scripted at {outage_at:.0f}s "
         f"for {outage_for:.0f}s"
     )
