@@ -22,7 +22,7 @@ from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.records import StateChange
 from foxtrot_stream.redact import redact
 from foxtrot_stream.runner import stop_on_signals
-from foxtrot_stream.serve import ServeAddressError, serve_feeds
+from foxtrot_stream.serve import ServeAddressError, ServeOptions, serve_feeds
 from foxtrot_stream.settings import load
 
 #: The guide's example configuration, as printed there.
@@ -129,6 +129,7 @@ async def run_demo(
     duration: float,
     table: bool,
     serve: tuple[str, int] | None = None,
+    serve_options: ServeOptions | None = None,
 ) -> int:
     spec = host.adapters.get(adapter)
     if spec is None or spec.simulator is None:
@@ -150,7 +151,7 @@ async def run_demo(
     settings = load(text=json.dumps(values), schema=host.schema()).settings
     feed = Feed(host, settings, adapter)
     try:
-        server = await serve_feeds(lambda: [feed], serve)
+        server = await serve_feeds(lambda: [feed], serve, serve_options)
     except ServeAddressError as exc:
         await sim.stop()
         print(f"foxtrot-stream: {exc}", file=sys.stderr)

@@ -419,7 +419,7 @@ class StreamEngine:
             raise RuntimeError(f"already serving at {self._server.url}")
         server = await start_server(lambda: list(self._feeds.values()), host, port)
         self._server = server
-        log.info("status page %s (control token %s)", server.url, server.token)
+        log.info("status page %s (control token returned to the caller, not logged)", server.url)
         return server.url, server.token
 
     async def _feed_status(self) -> dict[str, Any]:
