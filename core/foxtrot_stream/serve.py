@@ -473,7 +473,7 @@ class StatusServer:
         name, port = _split_host(header)
         if not name:
             return False
-        if port is not None and port != self.port and (name, port) in self.allowed_hosts:
+        if port is not None and (name, port) in self.allowed_hosts:  # `NAME:PORT` as allowed
             return True
         if port is not None and port != self.port:
             return False
@@ -624,7 +624,9 @@ class StatusServer:
         except (TimeoutError, ValueError, web.HTTPException):
             return web.json_response({"error": "expected a form with the field token"}, status=400)
         token = form.get("token")
-        if not isinstance(token, str) or not self._token_ok(token):
+        if not isinstance(token, str):
+            return web.json_response({"error": "expected a form with the field token"}, status=400)
+        if not self._token_ok(token):
             log.warning("foxtrot-stream: sign-in from %s refused: wrong token", request.remote)
             return web.json_response({"error": "wrong token"}, status=403)
         response = web.json_response({"signed_in": True})

@@ -38,7 +38,10 @@ async def served(
 ) -> AsyncIterator[tuple[Feed, StatusServer, aiohttp.ClientSession]]:
     feed, _ = await make_feed(settings_for(host, sim))
     server = StatusServer(
-        lambda: [feed], "127.0.0.1", 0, options=ServeOptions(allowed_hosts=("status.internal",))
+        lambda: [feed],
+        "127.0.0.1",
+        0,
+        options=ServeOptions(allowed_hosts=("status.internal", "fwd.internal:8080")),
     )
     await server.start()
     jar = aiohttp.CookieJar(unsafe=True)  # keep cookies set by an IP address (127.0.0.1)
@@ -68,6 +71,12 @@ async def test_dns_rebinding_a_foreign_host_is_refused_on_every_route(
         async with session.post(server.url + "reset", headers={"Host": host}) as resp:
             assert resp.status == 421, host
     assert server.connections["misdirected"] == len(ROUTES) + 4
+    # NAME:PORT entries: that port only (a port forward); NAME: the bound port or none
+    assert server.host_allowed("fwd.internal:8080") and not server.host_allowed("fwd.internal")
+    assert not server.host_allowed(f"fwd.internal:{port}")
+    server.allowed_hosts.add(("exact.internal", port))
+    assert server.host_allowed(f"exact.internal:{port}")
+    assert not server.host_allowed("status.internal:8080")
     # the names of this server: the bound address, loopback names, an allowed name
     for host in (f"127.0.0.1:{port}", "127.0.0.1", f"localhost:{port}", "LOCALHOST.",
                  f"[::1]:{port}", f"status.internal:{port}"):  # fmt: skip
@@ -224,7 +233,7 @@ async def test_every_response_forbids_framing_and_sniffing(
                 assert resp.headers["X-Frame-Options"] == "DENY", (method, path)
                 assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
                 assert resp.headers["X-Content-Type-Options"] == "nosniff"
-    assert {200, 403, 404, 421} <= seen
+    assert {200, 400, 404, 421} <= seen
     async with session.get(server.url) as resp:
         csp = resp.headers["Content-Security-Policy"]
     assert "script-src 'sha256-" in csp and "unsafe-inline" not in csp.split("style-src")[0]
