@@ -180,8 +180,8 @@ async def test_a_connection_flood_neither_starves_the_feed_nor_the_server(
     assert starved == [] and exhausted == 0
     assert all(isinstance(s, int) for s in statuses), statuses  # no EMFILE on this side
     assert statuses[-1] == 200, statuses
-    assert answered_after < 0.5 + 1.0  # the header timeout frees the slots; + slack
-    assert all(c is not None and c < 0.5 + 1.0 for c in closed), closed  # timeout + slack
+    assert answered_after < 0.5 + 1.5  # the header timeout frees the slots; + slack
+    assert all(c is not None and c < 0.5 + 1.5 for c in closed), closed  # timeout + slack
     assert body["server"]["open"] <= 16
     assert server.connections["refused"] >= 300 - 16
     assert server.connections["header_timeouts"] >= 1

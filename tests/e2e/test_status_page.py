@@ -148,7 +148,7 @@ async def test_the_page_makes_stale_unserved_gaps_and_a_lost_server_obvious(
         await wait_for(proven(feed), 5, "streaming")
         await page.wait_for_function(
             """() => [...document.querySelectorAll('[data-field="condition"]')]
-                   .every(td => td.textContent === 'ok')""",
+                   .filter(td => td.textContent === 'ok').length === 3""",
             timeout=5000,
         )
         ok_text, ok_background = await condition("BTCUSDT")
@@ -169,7 +169,8 @@ async def test_the_page_makes_stale_unserved_gaps_and_a_lost_server_obvious(
         sim.rest_errors(500, 100_000)
         await page.wait_for_function(
             """() => [...document.querySelectorAll('[data-field="condition"]')]
-                   .every(td => td.textContent.startsWith('UNSERVED: no update for'))""",
+                   .filter(td => td.textContent.startsWith('UNSERVED: no update for'))
+                   .length === 3""",
             timeout=5000,
         )
         _, unserved_background = await condition("BTCUSDT")
