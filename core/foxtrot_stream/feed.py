@@ -52,6 +52,7 @@ from foxtrot_stream.records import (
     TransportFailure,
     names,
 )
+from foxtrot_stream.redact import redact
 from foxtrot_stream.routing import why_http
 from foxtrot_stream.sequencer import Consumer, Sequencer
 from foxtrot_stream.settings import INSECURE_HINT, Settings, insecure_urls
@@ -232,7 +233,7 @@ class Feed:
         for prefix, obj in self.settings.plugins.items():
             for field, url in insecure_urls(obj):
                 self.error_log.warning(
-                    "%s.%s = %s is not encrypted: %s", prefix, field, url, INSECURE_HINT
+                    "%s.%s = %s is not encrypted: %s", prefix, field, redact(url), INSECURE_HINT
                 )
         self._spawn(self._watch_coverage(), f"{self.name}-coverage")
         self._spawn(self._sample_metrics(), f"{self.name}-metrics")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from foxtrot_stream.model import Tick
+from foxtrot_stream.redact import redact
 
 if TYPE_CHECKING:
     import aiohttp
@@ -142,7 +143,12 @@ class PollResult:
 
 
 class PollError(Exception):
-    """A poll failed (network error, timeout, 5xx); the poller retries at its next interval."""
+    """A poll failed (network error, timeout, 5xx); the poller retries at its next interval.
+
+    Its message is shown (logs, status): credentials in URLs it quotes are masked."""
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(redact(str(message)), *args)
 
 
 class RateLimited(PollError):
@@ -371,6 +377,7 @@ class TransportFailure(Exception):
     """Raised by `Connection.run` when the connection fails; carries the failure kind."""
 
     def __init__(self, kind: str, detail: str) -> None:
+        detail = redact(detail)  # shown in logs and status: no credentials of URLs it quotes
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
