@@ -17,6 +17,7 @@ from foxtrot_stream.hookspecs import hookimpl
 from foxtrot_stream.model import Tick, TransportKind
 from foxtrot_stream.records import (
     AdapterSpec,
+    AppHeartbeat,
     Connection,
     ConnectionEvents,
     ConnectionLimits,
@@ -56,6 +57,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdapterSpec",
+    "AppHeartbeat",
     "Connection",
     "ConnectionEvents",
     "ConnectionLimits",

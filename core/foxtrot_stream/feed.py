@@ -346,6 +346,7 @@ class Feed:
                 heartbeat=settings.websocket.heartbeat.interval,
                 recovery_timeout=settings.websocket.circuit_breaker.recovery_timeout,
                 max_lifetime=self.adapter.limits.max_lifetime,
+                max_idle=self.adapter.limits.max_idle,
                 display=self.display,
                 clock=self.clock,
             )

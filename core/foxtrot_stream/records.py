@@ -46,6 +46,21 @@ class ConnectionLimits:
     max_connects: int = 300
     connect_window: float = 300.0
     """At most `max_connects` connection attempts per `connect_window` seconds per host (IP)."""
+    max_idle: float | None = None
+    """Seconds after which the exchange closes a connection on which the client sent nothing
+    (OKX: 30): heartbeats are then sent at least every 0.8 × this, whatever the settings."""
+
+
+@attrs.frozen
+class AppHeartbeat:
+    """An exchange's application-level heartbeat, declared by an adapter as its
+    `app_heartbeat` attribute: the text the client sends instead of a protocol ping, and the
+    exact frame that answers it (OKX: `"ping"` → `"pong"`; Bybit: a JSON `{"op": "ping"}`
+    answered by a frame to recognise with `answer`). The answer counts as the pong and never
+    reaches the adapter's frame handler."""
+
+    message: str
+    answer: str
 
 
 class SimulatedExchange(Protocol):
@@ -186,7 +201,13 @@ class ConnectionEvents(Protocol):
     Calls are rare (control answers, bad frames, shutdown notices), never one per tick.
     """
 
-    def control_response(self, request_id: int, error: str | None) -> None: ...
+    def control_response(self, request_id: int, error: str | None) -> None:
+        """The answer to a control request by id (`error` None: accepted). For an exchange
+        that answers each request as a whole (Binance)."""
+
+    def subscription_result(self, stream: str, error: str | None) -> None:
+        """The answer for one stream (`error` None: subscribed). For an exchange that answers
+        per item (OKX): a refused stream's symbol is polled, and its status says why."""
 
     def malformed(self, reason: str, frame: str | bytes) -> None: ...
 
