@@ -18,6 +18,7 @@ from foxtrot_stream.settings import load
 from foxtrot_stream.testing.settings import FAST_SETTINGS
 
 SYMBOLS = ("AAA", "BBB", "CCC")
+CORE_AND_HTTP = ("foxtrot_stream", "foxtrot_stream_http_fallback")
 
 
 def host_with(plugin: ToyPlugin) -> PluginHost:

@@ -118,7 +118,7 @@ class ToyAdapter:
                 None,
                 now,
                 TransportKind.HTTP,
-            )  # fmt: skip
+            )
             for r in rows
             if r["symbol"] in wanted
         )
