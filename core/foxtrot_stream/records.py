@@ -117,6 +117,9 @@ class TransportSpec:
     settings_cls: type[Any] | None
     settings_key: str | None = None
     description: str = ""
+    adapters: tuple[str, ...] = ()
+    """The adapters this transport serves (empty: every adapter). The `connect` hook of its
+    plugin is called only for those."""
 
 
 @attrs.frozen
