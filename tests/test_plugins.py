@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from foxtrot_stream.plugins import PluginHost, PluginLoadError
+from foxtrot_stream.hookspecs import hookimpl
+from foxtrot_stream.plugins import GROUP, Origin, PluginHost, PluginLoadError, discover_entry_points
+from foxtrot_stream.records import AdapterSpec
 from foxtrot_stream.settings import load
 from foxtrot_stream.testing import fake_distribution, host_from_path
 
@@ -184,3 +187,61 @@ def test_plugin_observer_that_raises_is_contained(host: PluginHost) -> None:
     errors = local.on_failure(Failure("binance", "websocket", "dropped", "test"))
     assert len(seen) == 1
     assert [str(e) for e in errors] == ["observer bug"]
+
+
+class _Handler:
+    """A frame-handler-wrapping plugin (a recorder, say)."""
+
+    def __init__(self) -> None:
+        self.built = 0
+
+    @hookimpl
+    def on_message(self, adapter: Any, sink: Any, events: Any) -> Any:
+        self.built += 1
+        return lambda frame, received_ns: None
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["arecorder", "zrecorder"])
+def test_a_plugin_overrides_the_core_default_whatever_its_name(before: bool) -> None:
+    """The core's default hook implementations are `trylast`: a plugin's own answer wins
+    whether it is registered before the core (its entry point sorts first) or after."""
+    host = PluginHost()
+    recorder = _Handler()
+    if before:
+        host.register(recorder, Origin("arecorder", "tests", "tests", "0"))
+    for ep in discover_entry_points(GROUP):
+        host.load(ep)
+    if not before:
+        host.register(recorder, Origin("zrecorder", "tests", "tests", "0"))
+    handler = host.on_message(object(), lambda tick: None, object())  # type: ignore[arg-type]
+    assert recorder.built == 1 and handler is not None
+
+
+class _Connector:
+    """A plugin that supplies its own connections for its own adapter."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    @hookimpl
+    def register_adapters(self) -> list[AdapterSpec]:
+        return [AdapterSpec("toyx", "ToyxAdapter", None, lambda s: None)]
+
+    @hookimpl
+    def connect(self, context: Any, transport: str, symbols: Any, listener: Any) -> Any:
+        self.asked.append(context.adapter.name)
+        return None
+
+
+def test_connect_is_asked_only_of_plugins_serving_the_adapter(host: PluginHost) -> None:
+    connector = _Connector()
+    host.register(connector, Origin("toyx", "tests", "tests", "0"))
+
+    class Context:
+        def __init__(self, name: str) -> None:
+            self.adapter = type("A", (), {"name": name})()
+
+    host.connect(Context("binance"), "nonexistent", [], object())  # type: ignore[arg-type]
+    assert connector.asked == []  # not its adapter, not its transport
+    host.connect(Context("toyx"), "nonexistent", [], object())  # type: ignore[arg-type]
+    assert connector.asked == ["toyx"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import msgspec
@@ -243,3 +244,47 @@ def test_older_ids_after_a_stall_without_a_run_are_not_a_reset() -> None:
     seqr.streamed(tick(98, received=6 * SECOND))  # not increasing: the run starts again
     assert [x.seq for x in out] == [100]
     assert seqr.counts.resyncs == 0
+
+
+def unsequenced(ts: int | None, bid: float, last: float | None = None) -> Tick:
+    """A tick of an exchange without ids (OKX's tickers): only its time orders it."""
+    return Tick("t", "BTCUSDT", bid, 1.0, bid + 1, 1.0, last, None, None, ts, 0, WS)
+
+
+def test_ticks_without_ids_are_delivered_not_taken_for_duplicates() -> None:
+    seqr, out = collect()
+    for i in range(5):
+        seqr.streamed(unsequenced(1_000 + i, 1.0 + i))
+    assert [t.exchange_ts for t in out] == [1_000, 1_001, 1_002, 1_003, 1_004]
+    assert seqr.counts.duplicate == 0
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(min_value=0, max_value=20)),
+            st.integers(min_value=1, max_value=4),
+        ),
+        max_size=40,
+    )
+)
+def test_without_ids_time_orders_and_repeats_are_dropped(
+    steps: list[tuple[int | None, int]],
+) -> None:
+    """Never an older exchange time after a newer one, never the same update twice in a row,
+    and every tick newer than everything before it is delivered."""
+    seqr, out = collect()
+    for ts, bid in steps:
+        before = len(out)
+        newest = max((t.exchange_ts for t in out if t.exchange_ts is not None), default=-1)
+        timed = not out or out[-1].exchange_ts is not None
+        seqr.streamed(unsequenced(ts, float(bid)))
+        if ts is not None and ts > newest and timed and len(out) == before:
+            raise AssertionError(f"a newer tick ({ts} after {newest}) was dropped")
+    times = [t.exchange_ts for t in out if t.exchange_ts is not None]
+    assert times == sorted(times)
+    pairs = list(itertools.pairwise(out))
+    assert all(
+        (a.exchange_ts, a.bid) != (b.exchange_ts, b.bid) or a.exchange_ts is None for a, b in pairs
+    )
+    assert seqr.counts.delivered + seqr.counts.duplicate + seqr.counts.stale == len(steps)

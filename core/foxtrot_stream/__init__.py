@@ -1,7 +1,112 @@
-"""foxtrot-stream: real-time exchange market data for the Foxtrot trading platform."""
+"""foxtrot-stream: real-time exchange market data for the Foxtrot trading platform.
+
+The public API is what this module exports (`__all__`); everything else is internal and may
+change without notice (see CHANGELOG.md: semantic versioning covers this surface).
+
+A plugin author needs only the names imported eagerly below: importing them loads the plugin
+contract (hook markers, records, `Tick`, settings types), not the runtime — no event loop code,
+no web server, no Prometheus. The host-side classes (`StreamEngine`, `Consumer`) are loaded on
+first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from foxtrot_stream.hookspecs import hookimpl
+from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.records import (
+    AdapterSpec,
+    AppHeartbeat,
+    Connection,
+    ConnectionEvents,
+    ConnectionLimits,
+    ConnectionListener,
+    ExchangeAdapter,
+    Failure,
+    FeedContext,
+    FrameHandler,
+    Instrument,
+    Instruments,
+    PolicySpec,
+    Poller,
+    PollError,
+    PollResult,
+    RateLimited,
+    ServerClock,
+    SimulatedExchange,
+    SimulatorSpec,
+    StateChange,
+    SymbolCheck,
+    SymbolLister,
+    TickSink,
+    TransportFailure,
+    TransportSpec,
+)
+from foxtrot_stream.settings import (
+    Fraction,
+    HttpUrl,
+    PositiveFloat,
+    PositiveInt,
+    WebSocketUrl,
+    ranged,
+)
+
+if TYPE_CHECKING:
+    from foxtrot_stream.engine import Consumer, StreamEngine
 
 __version__ = "0.1.0"
 
-from foxtrot_stream.engine import Consumer, StreamEngine
+__all__ = [
+    "AdapterSpec",
+    "AppHeartbeat",
+    "Connection",
+    "ConnectionEvents",
+    "ConnectionLimits",
+    "ConnectionListener",
+    "Consumer",
+    "ExchangeAdapter",
+    "Failure",
+    "FeedContext",
+    "Fraction",
+    "FrameHandler",
+    "HttpUrl",
+    "Instrument",
+    "Instruments",
+    "PolicySpec",
+    "PollError",
+    "PollResult",
+    "Poller",
+    "PositiveFloat",
+    "PositiveInt",
+    "RateLimited",
+    "ServerClock",
+    "SimulatedExchange",
+    "SimulatorSpec",
+    "StateChange",
+    "StreamEngine",
+    "SymbolCheck",
+    "SymbolLister",
+    "Tick",
+    "TickSink",
+    "TransportFailure",
+    "TransportKind",
+    "TransportSpec",
+    "WebSocketUrl",
+    "__version__",
+    "hookimpl",
+    "ranged",
+]
 
-__all__ = ["Consumer", "StreamEngine", "__version__"]
+_LAZY = {"StreamEngine": "foxtrot_stream.engine", "Consumer": "foxtrot_stream.engine"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'foxtrot_stream' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -71,7 +71,7 @@ def register_transports() -> list[TransportSpec]:
     ]
 
 
-@hookimpl
+@hookimpl(trylast=True)  # a default: any plugin's own answer comes first
 def connect(
     context: FeedContext, transport: str, symbols: Sequence[str], listener: ConnectionListener
 ) -> Connection | None:
@@ -80,7 +80,7 @@ def connect(
     return WebSocketConnection(context, symbols, listener)
 
 
-@hookimpl
+@hookimpl(trylast=True)  # a default: any plugin's own answer comes first
 def subscribe(
     adapter: ExchangeAdapter, method: str, streams: Sequence[str], next_id: Callable[[], int]
 ) -> list[str]:
@@ -91,6 +91,6 @@ def subscribe(
     ]
 
 
-@hookimpl
+@hookimpl(trylast=True)  # a default: any plugin's own answer comes first
 def on_message(adapter: ExchangeAdapter, sink: TickSink, events: ConnectionEvents) -> FrameHandler:
     return adapter.make_handler(sink, events)

@@ -16,7 +16,13 @@ from typing import Any, NoReturn
 
 from foxtrot_stream import __version__, demo, runner
 from foxtrot_stream.plugins import PluginHost, PluginLoadError
-from foxtrot_stream.serve import ServeAddressError, parse_address
+from foxtrot_stream.redact import redact
+from foxtrot_stream.serve import (
+    DEFAULT_MAX_CONNECTIONS,
+    ServeAddressError,
+    ServeOptions,
+    parse_address,
+)
 from foxtrot_stream.settings import (
     DEFAULT_FILE,
     Loaded,
@@ -81,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--duration", type=_positive, help="stop after this many seconds")
     r.add_argument("--format", choices=("table", "jsonl"), default="table", dest="fmt")
     r.add_argument("--serve", type=_address, metavar="HOST:PORT", help=SERVE_HELP)
+    _serve_options(r)
 
     d = sub.add_parser(
         "demo",
@@ -95,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="live table (default on a terminal) or plain lines",
     )
     d.add_argument("--serve", type=_address, metavar="HOST:PORT", help=SERVE_HELP)
+    _serve_options(d)
 
     sim = sub.add_parser(
         "simulate",
@@ -110,6 +118,50 @@ SERVE_HELP = (
     "serve /metrics (Prometheus), /status (JSON) and a live status page; HOST defaults to "
     "127.0.0.1 (e.g. --serve 8765 or --serve 127.0.0.1:8765)"
 )
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--serve-allow-host",
+        action="append",
+        type=_host_name,
+        default=[],
+        metavar="NAME[:PORT]",
+        help="a further name the status server answers to in the Host header (repeatable; "
+        "the bound address, and localhost when bound to loopback, always are)",
+    )
+    p.add_argument(
+        "--serve-max-connections",
+        type=_count,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help=f"connections the status server keeps open at once; more are refused "
+        f"(default {DEFAULT_MAX_CONNECTIONS})",
+    )
+
+
+def serve_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ServeOptions | None:
+    if args.serve is None:
+        if args.serve_allow_host or args.serve_max_connections != DEFAULT_MAX_CONNECTIONS:
+            parser.error("--serve-allow-host and --serve-max-connections need --serve")
+        return None
+    return ServeOptions(
+        allowed_hosts=tuple(args.serve_allow_host), max_connections=args.serve_max_connections
+    )
+
+
+def _host_name(text: str) -> str:
+    try:
+        ServeOptions(allowed_hosts=(text,))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -197,12 +249,15 @@ def cmd_config_show(host: PluginHost, args: argparse.Namespace) -> int:
     _print_problems(loaded)
     rows = effective(loaded.settings, host.schema())
     if args.json:
-        out: dict[str, Any] = {k: {"value": v, "source": src} for k, v, src in rows}
+        out: dict[str, Any] = {
+            k: {"value": redact(v) if isinstance(v, str) else v, "source": src}
+            for k, v, src in rows
+        }
         print(json.dumps(out, indent=2))
         return 0
     width = max(len(k) for k, _, _ in rows)
     for key, value, source in rows:
-        print(f"{key:<{width}}  {json.dumps(value):<32} {source}")
+        print(f"{key:<{width}}  {redact(json.dumps(value)):<32} {source}")
     return 0
 
 
@@ -246,6 +301,7 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
             duration=args.duration,
             fmt=args.fmt,
             serve=args.serve,
+            serve_options=args.serve_options,
         )
     )
 
@@ -268,7 +324,12 @@ def cmd_demo(host: PluginHost, args: argparse.Namespace) -> int:
     table = args.fmt == "table" or (args.fmt is None and sys.stdout.isatty())
     return asyncio.run(
         demo.run_demo(
-            host, adapter=args.adapter, duration=args.duration, table=table, serve=args.serve
+            host,
+            adapter=args.adapter,
+            duration=args.duration,
+            table=table,
+            serve=args.serve,
+            serve_options=args.serve_options,
         )
     )
 
@@ -287,7 +348,10 @@ def cmd_simulate(host: PluginHost, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("run", "demo"):
+        args.serve_options = serve_options(parser, args)
     _setup_logging(args.verbose)
     host = PluginHost.discover()
     commands = {

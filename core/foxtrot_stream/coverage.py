@@ -176,6 +176,8 @@ class Coverage:
             state = self._symbols.get(symbol)
             if state is not None:
                 state.refused = error
+                if state.serving is Serving.HTTP:
+                    state.reason = self._http_reason(state)  # status says why at once
 
     def rest_delivered(self, symbol: str, now: float, count: int) -> None:
         """A polled quote reached consumers: REST saw a change. `count` is the symbol's

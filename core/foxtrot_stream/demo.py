@@ -20,8 +20,9 @@ from foxtrot_stream.jsonc import strip_comments
 from foxtrot_stream.output import LiveTable
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.records import StateChange
+from foxtrot_stream.redact import redact
 from foxtrot_stream.runner import stop_on_signals
-from foxtrot_stream.serve import ServeAddressError, serve_feeds
+from foxtrot_stream.serve import ServeAddressError, ServeOptions, serve_feeds
 from foxtrot_stream.settings import load
 
 #: The guide's example configuration, as printed there.
@@ -128,6 +129,7 @@ async def run_demo(
     duration: float,
     table: bool,
     serve: tuple[str, int] | None = None,
+    serve_options: ServeOptions | None = None,
 ) -> int:
     spec = host.adapters.get(adapter)
     if spec is None or spec.simulator is None:
@@ -149,7 +151,7 @@ async def run_demo(
     settings = load(text=json.dumps(values), schema=host.schema()).settings
     feed = Feed(host, settings, adapter)
     try:
-        server = await serve_feeds(lambda: [feed], serve)
+        server = await serve_feeds(lambda: [feed], serve, serve_options)
     except ServeAddressError as exc:
         await sim.stop()
         print(f"foxtrot-stream: {exc}", file=sys.stderr)
@@ -163,7 +165,8 @@ async def run_demo(
     stop = asyncio.Event()
     outage_at, outage_for = 0.2 * duration, 0.3 * duration
     say(
-        f"demo: Binance simulator on {values.get(f'{adapter}.ws_url')}; the guide's configuration "
+        f"demo: Binance simulator on {redact(str(values.get(f'{adapter}.ws_url')))}; the guide's "
+        "configuration "
         f"with timings scaled to {duration:g}s; outage scripted at {outage_at:.0f}s "
         f"for {outage_for:.0f}s"
     )

@@ -48,7 +48,7 @@ from foxtrot_stream.feed import Feed
 from foxtrot_stream.model import Tick
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.records import Instrument
-from foxtrot_stream.serve import StatusServer, start_server
+from foxtrot_stream.serve import ServeOptions, StatusServer, start_server
 from foxtrot_stream.settings import Settings, load
 
 log = logging.getLogger("foxtrot_stream.engine")
@@ -343,13 +343,19 @@ class StreamEngine:
         return self._call(self._reset(name), timeout)
 
     def serve(
-        self, host: str = "127.0.0.1", port: int = 0, *, timeout: float = CALL_TIMEOUT
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        timeout: float = CALL_TIMEOUT,
+        options: ServeOptions | None = None,
     ) -> tuple[str, str]:
         """Serve `/metrics`, `/status`, `/events` and the status page for this engine's feeds,
         on its loop (as `foxtrot-stream run --serve` does; see docs/operations.md). Returns
         (the page's URL, the control token). Stops with the engine. A port out of range or an
-        address that cannot be bound raises `ServeAddressError` (a ValueError) naming it."""
-        return self._call(self._serve(host, port), timeout)
+        address that cannot be bound raises `ServeAddressError` (a ValueError) naming it.
+        `options`: further Host names, the connection cap and timeouts (`ServeOptions`)."""
+        return self._call(self._serve(host, port, options), timeout)
 
     def instruments(
         self, adapter: str | None = None, *, timeout: float = CALL_TIMEOUT
@@ -455,12 +461,14 @@ class StreamEngine:
             if feed is not None:
                 await feed.unsubscribe(symbols)
 
-    async def _serve(self, host: str, port: int) -> tuple[str, str]:
+    async def _serve(
+        self, host: str, port: int, options: ServeOptions | None = None
+    ) -> tuple[str, str]:
         if self._server is not None:
             raise RuntimeError(f"already serving at {self._server.url}")
-        server = await start_server(lambda: list(self._feeds.values()), host, port)
+        server = await start_server(lambda: list(self._feeds.values()), host, port, options)
         self._server = server
-        log.info("status page %s (control token %s)", server.url, server.token)
+        log.info("status page %s (control token returned to the caller, not logged)", server.url)
         return server.url, server.token
 
     async def _feed_status(self) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from foxtrot_stream.records import (
     TransportFailure,
     names,
 )
+from foxtrot_stream.redact import redact
 from foxtrot_stream.routing import why_http
 from foxtrot_stream.sequencer import Consumer, Sequencer
 from foxtrot_stream.settings import INSECURE_HINT, Settings, insecure_urls
@@ -234,7 +235,7 @@ class Feed:
         for prefix, obj in self.settings.plugins.items():
             for field, url in insecure_urls(obj):
                 self.error_log.warning(
-                    "%s.%s = %s is not encrypted: %s", prefix, field, url, INSECURE_HINT
+                    "%s.%s = %s is not encrypted: %s", prefix, field, redact(url), INSECURE_HINT
                 )
         self._spawn(self._watch_coverage(), f"{self.name}-coverage")
         self._spawn(self._sample_metrics(), f"{self.name}-metrics")
@@ -354,6 +355,7 @@ class Feed:
                 heartbeat=settings.websocket.heartbeat.interval,
                 recovery_timeout=settings.websocket.circuit_breaker.recovery_timeout,
                 max_lifetime=self.adapter.limits.max_lifetime,
+                max_idle=self.adapter.limits.max_idle,
                 display=self.display,
                 clock=self.clock,
             )

@@ -111,6 +111,9 @@ class PluginHost:
         self.adapters: dict[str, AdapterSpec] = {}
         self.transports: dict[str, TransportSpec] = {}
         self.policies: dict[str, PolicySpec] = {}
+        self._serves: dict[int, tuple[frozenset[str], tuple[TransportSpec, ...]]] = {}
+        """id(plugin object) → (its adapters, its transports): whom its `connect` serves."""
+        self._connect_callers: dict[tuple[str, str], Any] = {}
         self.origins: dict[str, Origin] = {}
         """Registration name (``adapter:binance``, …) → where it came from."""
 
@@ -166,6 +169,8 @@ class PluginHost:
         except _Refused as exc:
             self.pm.unregister(name=name)
             return self._skip(origin, str(exc))
+        self._serves[id(plugin)] = (frozenset(a.name for a in adapters), tuple(transports))
+        self._connect_callers.clear()
         for a in adapters:
             self.adapters[a.name] = a
             self.origins[f"adapter:{a.name}"] = origin
@@ -305,10 +310,25 @@ class PluginHost:
         symbols: Sequence[str],
         listener: ConnectionListener,
     ) -> Connection | None:
-        result: Connection | None = self.pm.hook.connect(
+        adapter = context.adapter.name
+        caller = self._connect_callers.get((transport, adapter))
+        if caller is None:
+            caller = self._connect_callers[(transport, adapter)] = self.pm.subset_hook_caller(
+                "connect",
+                [p for p in self.pm.get_plugins() if not self._serves_for(p, transport, adapter)],
+            )
+        result: Connection | None = caller(
             context=context, transport=transport, symbols=symbols, listener=listener
         )
         return result
+
+    def _serves_for(self, plugin: object, transport: str, adapter: str) -> bool:
+        """A plugin's `connect` is asked for connections of its own adapters, and of the
+        transports it registered (for the adapters they serve)."""
+        adapters, transports = self._serves.get(id(plugin), (frozenset(), ()))
+        return adapter in adapters or any(
+            t.name == transport and (not t.adapters or adapter in t.adapters) for t in transports
+        )
 
     def subscribe(
         self,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from foxtrot_stream.model import Tick
+from foxtrot_stream.redact import redact
 
 if TYPE_CHECKING:
     import aiohttp
@@ -45,6 +46,21 @@ class ConnectionLimits:
     max_connects: int = 300
     connect_window: float = 300.0
     """At most `max_connects` connection attempts per `connect_window` seconds per host (IP)."""
+    max_idle: float | None = None
+    """Seconds after which the exchange closes a connection on which the client sent nothing
+    (OKX: 30): heartbeats are then sent at least every 0.8 × this, whatever the settings."""
+
+
+@attrs.frozen
+class AppHeartbeat:
+    """An exchange's application-level heartbeat, declared by an adapter as its
+    `app_heartbeat` attribute: the text the client sends instead of a protocol ping, and the
+    exact frame that answers it (OKX: `"ping"` → `"pong"`; Bybit: a JSON `{"op": "ping"}`
+    answered by a frame to recognise with `answer`). The answer counts as the pong and never
+    reaches the adapter's frame handler."""
+
+    message: str
+    answer: str
 
 
 class SimulatedExchange(Protocol):
@@ -106,6 +122,9 @@ class TransportSpec:
     settings_cls: type[Any] | None
     settings_key: str | None = None
     description: str = ""
+    adapters: tuple[str, ...] = ()
+    """The adapters this transport serves (empty: every adapter). The `connect` hook of its
+    plugin is called only for those."""
 
 
 @attrs.frozen
@@ -147,7 +166,12 @@ class PollResult:
 
 
 class PollError(Exception):
-    """A poll failed (network error, timeout, 5xx); the poller retries at its next interval."""
+    """A poll failed (network error, timeout, 5xx); the poller retries at its next interval.
+
+    Its message is shown (logs, status): credentials in URLs it quotes are masked."""
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(redact(str(message)), *args)
 
 
 class RateLimited(PollError):
@@ -185,7 +209,13 @@ class ConnectionEvents(Protocol):
     Calls are rare (control answers, bad frames, shutdown notices), never one per tick.
     """
 
-    def control_response(self, request_id: int, error: str | None) -> None: ...
+    def control_response(self, request_id: int, error: str | None) -> None:
+        """The answer to a control request by id (`error` None: accepted). For an exchange
+        that answers each request as a whole (Binance)."""
+
+    def subscription_result(self, stream: str, error: str | None) -> None:
+        """The answer for one stream (`error` None: subscribed). For an exchange that answers
+        per item (OKX): a refused stream's symbol is polled, and its status says why."""
 
     def malformed(self, reason: str, frame: str | bytes) -> None: ...
 
@@ -411,6 +441,7 @@ class TransportFailure(Exception):
     """Raised by `Connection.run` when the connection fails; carries the failure kind."""
 
     def __init__(self, kind: str, detail: str) -> None:
+        detail = redact(detail)  # shown in logs and status: no credentials of URLs it quotes
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail

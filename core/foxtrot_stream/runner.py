@@ -13,7 +13,7 @@ from foxtrot_stream.feed import Feed
 from foxtrot_stream.output import JsonLines, LiveTable
 from foxtrot_stream.plugins import PluginHost
 from foxtrot_stream.records import PollError
-from foxtrot_stream.serve import ServeAddressError, serve_feeds
+from foxtrot_stream.serve import ServeAddressError, ServeOptions, serve_feeds
 from foxtrot_stream.settings import Settings
 
 
@@ -46,10 +46,11 @@ async def run(
     fmt: str,
     serve: tuple[str, int] | None = None,
     all_symbols: bool = False,
+    serve_options: ServeOptions | None = None,
 ) -> int:
     feed = Feed(host, settings, adapter)
     try:
-        server = await serve_feeds(lambda: [feed], serve)
+        server = await serve_feeds(lambda: [feed], serve, serve_options)
     except ServeAddressError as exc:
         print(f"foxtrot-stream: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,9 @@
 """Per-symbol ordering: consumers never see a duplicate, or an older quote after a newer one.
 
 Streamed ticks carry the exchange's book update id and trade id; a tick is delivered only if
-``(seq, trade_id)`` is newer than the last delivered one. Polled quotes carry neither, so a
+``(seq, trade_id)`` is newer than the last delivered one. An exchange without ids (both None)
+is ordered by its time instead (`exchange_ts`: an older one is stale, the same time with the
+same quote a duplicate; see `_by_time`). Polled quotes carry neither, so a
 polled quote is delivered only if no streamed tick for that symbol arrived after the poll was
 sent (it could be older than that tick), and only if it differs from the last delivered quote
 (an exact repeat says nothing new).
@@ -110,6 +112,8 @@ class _SymbolState:
     stale: int = 0
     resyncs: int = 0
     watch: ResetWatch | None = None
+    newest_ts: int = _NONE
+    """The newest exchange time delivered by stream, for exchanges without ids."""
 
     @property
     def streamed_ns(self) -> int:
@@ -232,6 +236,9 @@ class Sequencer:
             return
         seq = tick.seq
         if seq is None:
+            if tick.trade_id is None:  # an exchange without ids: ordered by its time
+                self._by_time(state, tick)
+                return
             seq = _NONE
         trade_id = tick.trade_id
         if trade_id is None:
@@ -296,6 +303,38 @@ class Sequencer:
                 self.consumer_failed(consumer, exc)
 
     # --- off the hot path: drops, rejections, resyncs ------------------------------------------
+
+    def _by_time(self, state: _SymbolState, tick: Tick) -> None:
+        """A streamed tick without ids (`seq` and `trade_id` None): ordered by the exchange's
+        time. Older than the last delivered one: stale; the same time and the same quote and
+        last price: a duplicate; the same time with a different quote: a new update (exchanges
+        stamp in milliseconds). Without an exchange time either, only an exact repeat of the
+        last delivered quote is dropped."""
+        quote = (tick.bid, tick.bid_qty, tick.ask, tick.ask_qty)
+        previous = state.last_streamed
+        ts = tick.exchange_ts
+        if ts is not None and ts < state.newest_ts:
+            self._count_drop(state, duplicate=False)
+            return
+        if previous is not None:
+            previous_ts = previous.exchange_ts
+            if (
+                (ts is None or previous_ts is None or ts == previous_ts)
+                and tick.last == previous.last
+                and quote == (previous.bid, previous.bid_qty, previous.ask, previous.ask_qty)
+            ):
+                self._count_drop(state, duplicate=True)
+                return
+        if state.polled_at == state.streamed and state.polled_quote == quote:
+            state.last_streamed = tick  # consumers have this quote from REST already
+            self._count_drop(state, duplicate=True)
+            return
+        state.last_streamed = tick
+        if ts is not None:
+            state.newest_ts = ts
+        state.streamed += 1
+        self.counts.delivered += 1
+        self._deliver(tick)
 
     def _older(self, state: _SymbolState, tick: Tick, seq: int, trade_id: int) -> bool:
         """`tick` is not newer than the last delivered: a duplicate, an older copy, or the

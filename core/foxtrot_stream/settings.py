@@ -28,6 +28,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from foxtrot_stream.jsonc import JsoncError, key_lines, strip_comments
+from foxtrot_stream.redact import redact
 
 log = logging.getLogger("foxtrot_stream.settings")
 
@@ -214,7 +215,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
-        shown = f" = {_shown(self.value)}" if self.has_value else ""
+        shown = f" = {redact(_shown(self.value))}" if self.has_value else ""
         key = f"{self.key}{shown}: " if self.key else ""
         return f"{self.severity}: {where}{key}{self.message}"
 
@@ -766,7 +767,9 @@ def _interpret(
         problem("error", key, message)
     for prefix, obj in plugins.items():
         for field, url in insecure_urls(obj):
-            problem("warning", f"{prefix}.{field}", f"{url} is not encrypted: {INSECURE_HINT}")
+            problem(
+                "warning", f"{prefix}.{field}", f"{redact(url)} is not encrypted: {INSECURE_HINT}"
+            )
 
     problems.sort(key=lambda p: (p.line or 0, p.key))
     if any(p.severity == "error" for p in problems):

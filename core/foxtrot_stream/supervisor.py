@@ -41,6 +41,9 @@ ROTATE_AT = 0.9
 #: Minimum seconds between our pings, whatever the heartbeat setting: pings count against the
 #: exchange's incoming-message limit.
 MIN_PING_INTERVAL = 1.0
+#: Heartbeats go out at most this fraction of an exchange's idle limit apart
+#: (`ConnectionLimits.max_idle`).
+IDLE_MARGIN = 0.8
 
 
 class ShardOwner(Protocol):
@@ -165,6 +168,7 @@ class ShardSupervisor:
         heartbeat: float,
         recovery_timeout: float,
         max_lifetime: float,
+        max_idle: float | None = None,
         display: str,
         clock: Callable[[], float],
     ) -> None:
@@ -176,6 +180,7 @@ class ShardSupervisor:
         self.heartbeat = heartbeat
         self.recovery_timeout = recovery_timeout
         self.max_lifetime = max_lifetime
+        self.max_idle = max_idle
         self.clock = clock
         self.log = logging.getLogger(display)
         self.ws_log = logging.getLogger(f"{display}WebSocket")
@@ -456,6 +461,8 @@ class ShardSupervisor:
         clock = self.clock
         interval = self.heartbeat
         ping_every = max(interval, MIN_PING_INTERVAL)
+        if self.max_idle is not None:  # the exchange closes a connection we are silent on
+            ping_every = min(ping_every, max(MIN_PING_INTERVAL, IDLE_MARGIN * self.max_idle))
         step = min(interval, ping_every) / 2
         await listener.up.wait()
         gate = HealthGate(clock, interval)

@@ -160,6 +160,9 @@ class WebSocketConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._deliver = context.sink
         self._sink: Callable[[Tick], None] = self._first_sink
+        heartbeat = getattr(self.adapter, "app_heartbeat", None)
+        self._app_ping: str | None = heartbeat.message if heartbeat is not None else None
+        self._app_pong: bytes | None = heartbeat.answer.encode() if heartbeat is not None else None
 
     # --- the connection's own frame-handler callbacks (ConnectionEvents) ---------------------
 
@@ -170,6 +173,12 @@ class WebSocketConnection:
             self.listener.rejected(streams, f"{method or 'request'} {request_id}: {error}")
         elif method == "SUBSCRIBE" and not outstanding:  # every message of the call answered
             self.listener.subscribed(streams)
+
+    def subscription_result(self, stream: str, error: str | None) -> None:
+        if error is not None:
+            self.listener.rejected([stream], error)
+        else:
+            self.listener.subscribed([stream])
 
     def malformed(self, reason: str, frame: str | bytes) -> None:
         self.listener.malformed(reason, frame)
@@ -259,10 +268,14 @@ class WebSocketConnection:
         text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
         now_ns = time.time_ns
         receive = ws.receive
+        app_pong = self._app_pong  # None unless the adapter declares an application heartbeat
         while True:
             msg = await receive()
             kind = msg.type
             if kind is text or kind is binary:
+                if app_pong is not None and msg.data == app_pong:
+                    self.listener.pong()
+                    continue
                 self.frames += 1
                 handler(msg.data, now_ns())
             elif kind is aiohttp.WSMsgType.PING:
@@ -283,12 +296,16 @@ class WebSocketConnection:
                 )
 
     async def ping(self) -> None:
-        """A protocol ping; the exchange's pong reaches `listener.pong()`."""
+        """A protocol ping, or the adapter's application heartbeat (`AppHeartbeat`); the
+        exchange's answer reaches `listener.pong()`."""
         ws = self._ws
         if ws is None or ws.closed:
             return
         await self.window.acquire()
-        await ws.ping(os.urandom(4))
+        if self._app_ping is not None:
+            await ws.send_str(self._app_ping)
+        else:
+            await ws.ping(os.urandom(4))
 
     async def _send_control(self, method: str, streams: Sequence[str]) -> None:
         ws = self._ws

@@ -24,7 +24,7 @@ def register_transports() -> list[TransportSpec]:
     ]
 
 
-@hookimpl
+@hookimpl(trylast=True)  # the default poller: another plugin's answer comes first
 def fallback(context: FeedContext, symbols: Sequence[str], reason: str) -> Poller:
     settings = context.plugin_settings.get(SETTINGS_KEY) or HttpFallbackSettings()
     return HttpPoller(context, symbols, settings.interval)
