@@ -154,3 +154,26 @@ def test_stop_delivers_what_the_default_queue_holds_and_ends_every_thread(
     assert seen.count() == stats["received"] == stats["delivered"]
     assert in_order_per_symbol(seen.ticks)
     assert engine_threads() == []
+
+
+def test_a_consumer_added_while_streaming_gets_every_later_tick_once(
+    settings_file: Path,
+) -> None:
+    # Each consumer's queue is a consumer of every feed: one added after the feed started is
+    # attached to it on the loop, once (a tick delivered twice would break the order check).
+    engine = StreamEngine.from_settings(settings_file)
+    first, second = Collector(), Collector()
+    engine.add_consumer(first, name="first")
+    engine.start()
+    try:
+        engine.subscribe(["BTCUSDT", "ETHUSDT"])
+        wait_until(lambda: first.count() >= 10, 5, "ticks to the first consumer")
+        late = engine.add_consumer(second, name="second")
+        wait_until(lambda: second.count() >= 20, 5, "ticks to the consumer added later")
+    finally:
+        assert engine.stop(5)
+    assert late.stats()["dropped"] == 0 and late.stats()["delivered"] == second.count()
+    assert in_order_per_symbol(second.ticks) and in_order_per_symbol(first.ticks)
+    ids = {id(t) for t in first.ticks}
+    assert all(id(t) in ids for t in second.ticks)  # the same ticks, from the same feed
+    assert engine_threads() == []
