@@ -11,16 +11,26 @@ consumer delays only itself, and each has its own queue, policy and drop counter
 dispatcher would let one slow callback hold back all the others. Hosts register a handful of
 consumers, so the thread count stays small.
 
-Queue policies (the loop never blocks; every tick not delivered is counted as dropped):
+The hand-off: each consumer's queue is itself a consumer of every feed, so the loop appends
+each tick to it without a lock (unless the consumer is behind) and wakes the consumer's thread
+at most once per batch: the first tick after the thread took its last batch schedules one
+wake-up for the end of the loop iteration, and the thread then takes everything waiting in one
+go. A thread that is still busy when ticks arrive is not woken at all; it takes them next.
 
-* ``"conflate"`` (default): at most one pending tick per symbol; a newer quote replaces an
-  undelivered older one of the same symbol, in its place in the queue (symbols are served in
-  the order of their oldest undelivered update, so a busy symbol is not starved by quiet ones).
-  The consumer always gets the newest quote of each symbol, never an older one after a newer.
-  `maxsize` caps the number of symbols pending (the
-  oldest pending symbol's tick is dropped beyond it).
-* ``"drop_oldest"``: every tick in arrival order, at most `maxsize` pending; when full, the
-  oldest pending tick is dropped to make room.
+Queue policies (the loop never blocks; every tick not delivered is counted as dropped;
+`maxsize` counts the ticks queued, waiting or in the batch the thread is working through):
+
+* ``"conflate"`` (default): lossless while the consumer keeps up: every tick, in arrival
+  order, as long as at most `maxsize` are queued. Beyond that the consumer is behind: what is
+  waiting collapses to the newest tick per symbol (`LatestPerSymbol`: a newer quote replaces
+  an older in its place, at most `maxsize` symbols), each superseded tick counted as dropped,
+  and new ticks conflate into it until the thread takes it as its next batch; then ticks queue
+  in order again. Memory stays bounded by the symbols (plus the batch in hand).
+* ``"drop_oldest"``: every tick in arrival order, at most `maxsize` queued; beyond, the oldest
+  waiting tick is dropped.
+
+Either way a consumer never gets an older quote of a symbol after a newer one, and
+``received = delivered + dropped + queued``.
 
 Errors: a call that cannot be served raises in the calling thread — `RuntimeError` when the
 engine is not running (not started, or stopped), `LookupError` for an adapter that is not
@@ -31,7 +41,6 @@ are not an exception: `subscribe` returns them (symbol → why) and subscribes t
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import itertools
@@ -40,10 +49,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, Literal, TypeVar
 
-from foxtrot_stream.buffer import LatestPerSymbol
+from foxtrot_stream.buffer import HandOff
 from foxtrot_stream.feed import Feed
 from foxtrot_stream.model import Tick
 from foxtrot_stream.plugins import PluginHost
@@ -64,11 +73,16 @@ T = TypeVar("T")
 
 
 class Consumer:
-    """One registered callback: its bounded queue, its thread and its counters.
+    """One registered callback: its hand-off queue, its thread and its counters.
 
-    `put` is called on the loop thread and only takes a lock for a few dictionary operations;
-    the callback runs on this consumer's own thread.
+    Each feed calls `put` on the loop thread for every tick (no lock unless the consumer is
+    behind); the first tick after the thread took its last batch schedules one wake-up for the
+    end of the loop iteration, and the thread then takes everything waiting as one batch and
+    calls the callback for each tick of it.
     """
+
+    put: Callable[[Tick], None]
+    """Hand a tick over (on the loop thread): `HandOff.put`, called by the feeds directly."""
 
     def __init__(
         self, callback: Callable[[Tick], object], name: str, policy: Policy, maxsize: int
@@ -81,73 +95,95 @@ class Consumer:
         self.name = name
         self.policy: Policy = policy
         self.maxsize = maxsize
-        self.received = 0
-        self.delivered = 0
-        self.dropped = 0
         self.errors = 0
-        self._by_symbol = LatestPerSymbol(maxsize)
-        self._fifo: collections.deque[Tick] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._queue = HandOff(maxsize, policy, self._lock, self._schedule_wake)
+        self.put = self._queue.put
+        self._ready = threading.Event()
+        self._idle = False  # the thread found nothing to take and is about to wait, or waits
         self._closing = False
         self.thread = threading.Thread(
             target=self._run, name=f"foxtrot-stream-consumer-{name}", daemon=True
         )
 
-    def put(self, tick: Tick) -> None:
-        with self._cond:
-            self.received += 1
-            if self._closing:  # a stop that timed out: the thread may be gone, so this tick
-                self.dropped += 1  # would never be delivered; counted, not lost silently
-                return
-            if self.policy == "conflate":
-                if self._by_symbol.put(tick):  # superseded, or pushed out beyond maxsize
-                    self.dropped += 1
-            else:
-                if len(self._fifo) >= self.maxsize:
-                    self._fifo.popleft()
-                    self.dropped += 1
-                self._fifo.append(tick)
-            self._cond.notify()
+    def _schedule_wake(self) -> None:
+        """A tick is waiting and nothing was before it: wake the thread once the loop has
+        handed over the rest of this iteration's ticks (one wake-up per batch, not per tick).
+        Off the loop (a test putting ticks by hand), at once."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.wake()
+        else:
+            loop.call_soon(self.wake)
 
-    def _next(self) -> Tick | None:
-        """The next tick to deliver, waiting for one; None once closed and empty."""
-        with self._cond:
-            while not self._by_symbol and not self._fifo:
-                if self._closing:
-                    return None
-                self._cond.wait()
-            self.delivered += 1  # handed over: received = delivered + dropped + queued
-            if self._by_symbol:
-                return self._by_symbol.pop()
-            return self._fifo.popleft()
+    def wake(self) -> None:
+        """Wake the thread if it is waiting for ticks (any thread)."""
+        if self._idle:
+            self._ready.set()
+
+    def _take(self) -> Iterator[Tick] | None:
+        """The next batch, waiting for one; None once closed and empty."""
+        queue, ready = self._queue, self._ready
+        while True:
+            closing = self._closing  # read first: whatever was put before close() is taken
+            batch = queue.take()
+            if batch is not None:
+                return batch
+            if closing:
+                return None
+            ready.clear()
+            self._idle = True  # from here a first put is followed by a set() (see `wake`)...
+            if not queue and not self._closing:  # ... and one before it is seen here
+                ready.wait()
+            self._idle = False
 
     def _run(self) -> None:
-        while (tick := self._next()) is not None:
-            try:
-                self.callback(tick)
-            except Exception:
-                self.errors += 1
-                if self.errors == 1:  # once: a failing consumer must not flood the log
-                    log.exception("consumer %s raised; it keeps receiving", self.name)
+        callback = self.callback
+        while (batch := self._take()) is not None:
+            for tick in batch:  # taken from the batch: delivered (HandOff.delivered)
+                try:
+                    callback(tick)
+                except Exception:
+                    self.errors += 1
+                    if self.errors == 1:  # once: a failing consumer must not flood the log
+                        log.exception("consumer %s raised; it keeps receiving", self.name)
 
     def close(self) -> None:
-        """Deliver what is queued, then end the thread (see `join`)."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
+        """Deliver what is queued, then end the thread (see `join`). A tick put after this is
+        counted as dropped (a stop that timed out: the thread may be gone)."""
+        self._queue.close()
+        self._closing = True
+        self._ready.set()
+
+    def _counts(self) -> tuple[int, int, int]:
+        with self._lock:  # batches are taken and ticks dropped under it
+            return self._queue.counts()
+
+    @property
+    def delivered(self) -> int:
+        return self._counts()[0]
+
+    @property
+    def dropped(self) -> int:
+        return self._counts()[1]
+
+    @property
+    def received(self) -> int:
+        return sum(self._counts())
 
     def stats(self) -> dict[str, Any]:
-        with self._cond:
-            return {
-                "name": self.name,
-                "policy": self.policy,
-                "maxsize": self.maxsize,
-                "queued": len(self._by_symbol) + len(self._fifo),
-                "received": self.received,
-                "delivered": self.delivered,
-                "dropped": self.dropped,
-                "errors": self.errors,
-            }
+        delivered, dropped, queued = self._counts()
+        return {
+            "name": self.name,
+            "policy": self.policy,
+            "maxsize": self.maxsize,
+            "queued": queued,
+            "received": delivered + dropped + queued,
+            "delivered": delivered,
+            "dropped": dropped,
+            "errors": self.errors,
+        }
 
 
 class StreamEngine:
@@ -292,12 +328,19 @@ class StreamEngine:
             self._consumers = (*self._consumers, consumer)  # the loop reads the tuple lock-free
             if self._state == "running":
                 consumer.thread.start()
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(self._attach_everywhere)  # the started feeds
         return consumer
 
-    def _fan_out(self, tick: Tick) -> None:
-        """Every feed's one fast consumer, on the loop: hands the tick to each queue."""
+    def _attach(self, feed: Feed) -> None:
+        """On the loop: every consumer's `put` is one of `feed`'s consumers (once each)."""
         for consumer in self._consumers:
-            consumer.put(tick)
+            if not any(c is consumer.put for c in feed.consumers):
+                feed.add_consumer(consumer.put)
+
+    def _attach_everywhere(self) -> None:
+        for feed in self._feeds.values():
+            self._attach(feed)
 
     # --- the thread-safe API ------------------------------------------------------------------
 
@@ -437,9 +480,10 @@ class StreamEngine:
         feed = self._feeds.get(adapter)
         if feed is None:
             feed = Feed(self.host, self.settings, adapter)
-            feed.add_consumer(self._fan_out)
+            self._attach(feed)  # each consumer's queue is the feed's own consumer: one call
             await feed.start()
             self._feeds[adapter] = feed
+            self._attach(feed)  # and any consumer added while it started
         return feed
 
     def _lock_of(self, adapter: str) -> asyncio.Lock:
