@@ -31,15 +31,16 @@ def register_adapters():
 
 def test_bundled_plugins_are_found_through_entry_points(host: PluginHost) -> None:
     found = {p.origin.entry_point: p.origin.distribution for p in host.plugins}
-    assert found == {
+    # other installed plugins may be there too: the bundled ones must be
+    assert found.items() >= {
         "binance": "foxtrot-stream-binance",
         "core": "foxtrot-stream",
         "http_fallback": "foxtrot-stream-http-fallback",
-    }
+    }.items()
     assert host.problems == []
-    assert set(host.adapters) == {"binance"}
-    assert set(host.transports) == {"websocket", "http"}
-    assert set(host.policies) == {"exponential"}
+    assert set(host.adapters) >= {"binance"}
+    assert set(host.transports) >= {"websocket", "http"}
+    assert set(host.policies) >= {"exponential"}
     assert str(host.origins["adapter:binance"]).startswith("foxtrot-stream-binance 0.1.0")
 
 

@@ -351,7 +351,7 @@ class StreamEngine:
         *,
         timeout: float = CALL_TIMEOUT,
     ) -> dict[str, str]:
-        """Stream `symbols` from `adapter` (default: the only installed adapter), starting its
+        """Stream `symbols` from `adapter` (default: the only installed adapter, or else the only one the settings configure), starting its
         feed on first use. Returns the symbols the exchange refused (symbol → why); the others
         are subscribed."""
         name = self._adapter(adapter)
@@ -429,8 +429,18 @@ class StreamEngine:
         if adapter is None:
             if len(installed) == 1:
                 return installed[0]
+            # several installed: the one the settings configure (its keys are set), if only one
+            origin = self.settings.origin
+            configured = [
+                a
+                for a in installed
+                if any(k.startswith((f"{a}.", f"websocket.{a}.")) for k in origin)
+            ]
+            if len(configured) == 1:
+                return configured[0]
             raise LookupError(
-                f"name the adapter: {len(installed)} are installed ({', '.join(installed)})"
+                f"name the adapter: {len(installed)} are installed ({', '.join(installed)}) "
+                f"and the settings configure {len(configured)} of them"
             )
         if adapter not in self.host.adapters:
             raise LookupError(
