@@ -32,10 +32,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import full_path as fp
 from full_path_count import callgrind_total
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.model import Tick
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.settings import load
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
 
 SIZES = (20_000, 60_000)
 MODES = ("orjson", "msgspec", "handler", "sequenced", "proxied")

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import orjson
 
-from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.contract.model import Tick, TransportKind
 from foxtrot_stream_binance.adapter import BinanceAdapter, _decode_combined
 
 N = 200_000

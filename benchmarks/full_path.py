@@ -54,10 +54,10 @@ from typing import Any
 import aiohttp
 import orjson
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.settings import load
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
 from foxtrot_stream_binance.adapter import _decode_combined
 
 N_SYMBOLS = 50  # 100 streams: all in the URL, no SUBSCRIBE message

@@ -28,9 +28,9 @@ import json
 import logging
 import time
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.settings import load
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")

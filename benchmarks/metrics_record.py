@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from foxtrot_stream.metrics import FeedMetrics
-from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.runtime.metrics import FeedMetrics
 
 N = 400_000
 

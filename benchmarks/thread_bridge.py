@@ -48,10 +48,10 @@ import aiohttp
 import full_path as fp
 
 from foxtrot_stream import StreamEngine
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.model import Tick
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.settings import Settings, load
+from foxtrot_stream.config.settings import Settings, load
+from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
 
 BURST = 300_000

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import attrs
 
-from foxtrot_stream.model import Tick
+from foxtrot_stream.contract.model import Tick
 
 FIELDS = ("binance", "BTCUSDT", 1.0, 2.0, 3.0, 4.0, None, 1, 2, None, 5, "websocket")
 

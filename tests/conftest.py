@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.settings import SettingsSchema
+from foxtrot_stream.config.settings import SettingsSchema
+from foxtrot_stream.contract.plugins import PluginHost
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foxtrot_stream.backoff import Backoff, HealthGate, schedule
+from foxtrot_stream.policy.backoff import Backoff, HealthGate, schedule
 from foxtrot_stream.testing import FakeClock
 
 # The guide's "Example Reconnection Timeline" with its defaults (1.0 / 60.0).

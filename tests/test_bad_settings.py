@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from foxtrot_stream.cli import main
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.settings import SettingsError, SettingsSchema, all_keys, load
+from foxtrot_stream.config.settings import SettingsError, SettingsSchema, all_keys, load
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.surfaces.cli import main
 from foxtrot_stream.testing.settings import FAST_SETTINGS
 from foxtrot_stream_binance.simulator import SimulatorConfig
 
@@ -166,7 +166,7 @@ def test_the_real_command_prints_no_traceback(tmp_path: Path) -> None:
     f = tmp_path / "vt_setting.json"
     f.write_bytes(b'{"websocket.heartbeat.interval": 1e-9, "x": "\xc3\x28"}')
     done = subprocess.run(
-        [sys.executable, "-m", "foxtrot_stream.cli", "config", "check", str(f)],
+        [sys.executable, "-m", "foxtrot_stream", "config", "check", str(f)],
         capture_output=True,
         text=True,
         timeout=60,

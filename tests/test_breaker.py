@@ -16,7 +16,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from foxtrot_stream.breaker import BreakerState, CircuitBreaker, Transition
+from foxtrot_stream.policy.breaker import BreakerState, CircuitBreaker, Transition
 from foxtrot_stream.testing import FakeClock
 
 CLOSED, OPEN, HALF_OPEN, EXHAUSTED = (

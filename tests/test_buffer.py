@@ -14,8 +14,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from foxtrot_stream.buffer import ConflatingBuffer, HandOff, LatestPerSymbol
-from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.runtime.buffer import ConflatingBuffer, HandOff, LatestPerSymbol
 
 
 def tick(symbol: str, seq: int) -> Tick:

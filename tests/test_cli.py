@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from foxtrot_stream.cli import main
+from foxtrot_stream.surfaces.cli import main
 
 HERE = Path(__file__).parent
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "foxtrot_stream.cli", *args],
+        [sys.executable, "-m", "foxtrot_stream", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from foxtrot_stream.settings import SettingsSchema, all_keys
+from foxtrot_stream.config.settings import SettingsSchema, all_keys
 
 BUNDLED = ("binance", "http_fallback")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
@@ -32,7 +32,7 @@ def test_configuration_reference_matches_settings(schema: SettingsSchema) -> Non
 def test_every_hook_is_documented_with_its_exact_signature() -> None:
     import inspect
 
-    from foxtrot_stream import hookspecs
+    from foxtrot_stream.contract import hookspecs
 
     text = (DOC.parent / "plugins.md").read_text(encoding="utf-8")
     specs = [
@@ -54,8 +54,8 @@ def test_the_host_vt_setting_example_is_strict_json_that_we_accept(
 ) -> None:
     """docs/foxtrot-engine.md shows a vt_setting.json for Foxtrot and vnpy: their json.load
     must read it, and foxtrot-stream must accept it without a word."""
-    from foxtrot_stream.cli import main
-    from foxtrot_stream.settings import load
+    from foxtrot_stream.config.settings import load
+    from foxtrot_stream.surfaces.cli import main
 
     text = (DOC.parent / "foxtrot-engine.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```json\n(.*?)```", text, re.S)

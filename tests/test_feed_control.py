@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from foxtrot_stream.backoff import Backoff
-from foxtrot_stream.breaker import CircuitBreaker
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.settings import load
-from foxtrot_stream.supervisor import ShardSupervisor
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.policy.backoff import Backoff
+from foxtrot_stream.policy.breaker import CircuitBreaker
+from foxtrot_stream.runtime.feed import Feed
+from foxtrot_stream.runtime.supervisor import ShardSupervisor
 
 
 async def test_a_failed_control_send_is_logged_counted_and_reported(

@@ -8,15 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foxtrot_stream.metrics import (
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.runtime.metrics import (
     LATENCY_BUCKETS,
     LATENCY_RING,
     ClockOffset,
     FeedMetrics,
     latency_stats,
 )
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.sequencer import Sequencer
+from foxtrot_stream.runtime.sequencer import Sequencer
 from foxtrot_stream.testing import FakeClock
 
 NOW_NS = 1_800_000_000_000_000_000

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.output import JsonLines
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.surfaces.output import JsonLines
 
 RESCUE_AFTER = 10.0
 
@@ -240,7 +240,9 @@ async def test_a_write_error_is_logged_once_and_the_feed_goes_on(
     assert isinstance(writer.error, OSError)
     assert writer.lines == 0
     assert writer.dropped == 0  # not the reader's slowness
-    messages = [r.getMessage() for r in caplog.records if r.name == "foxtrot_stream.output"]
+    messages = [
+        r.getMessage() for r in caplog.records if r.name == "foxtrot_stream.surfaces.output"
+    ]
     assert len(messages) == 1
     assert messages[0].startswith("stopped writing to stdout: [Errno 28]")
 
@@ -249,7 +251,7 @@ async def test_a_write_error_is_logged_once_and_the_feed_goes_on(
 
 
 def test_fit_columns_keeps_the_prices_and_drops_the_least_important_first() -> None:
-    from foxtrot_stream.output import COLUMN_PRIORITY, COLUMNS, fit_columns
+    from foxtrot_stream.surfaces.output import COLUMN_PRIORITY, COLUMNS, fit_columns
 
     widths = {c: max(len(c), 8) for c in COLUMNS}
     assert fit_columns(widths, 500) == list(COLUMNS)

@@ -7,16 +7,22 @@ from typing import Any
 
 import pytest
 
-from foxtrot_stream.hookspecs import hookimpl
-from foxtrot_stream.plugins import GROUP, Origin, PluginHost, PluginLoadError, discover_entry_points
-from foxtrot_stream.records import AdapterSpec
-from foxtrot_stream.settings import load
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.hookspecs import hookimpl
+from foxtrot_stream.contract.plugins import (
+    GROUP,
+    Origin,
+    PluginHost,
+    PluginLoadError,
+    discover_entry_points,
+)
+from foxtrot_stream.contract.records import AdapterSpec, TransportSpec
 from foxtrot_stream.testing import fake_distribution, host_from_path
 
 GOOD = """
 import attrs
-from foxtrot_stream.hookspecs import hookimpl
-from foxtrot_stream.records import AdapterSpec
+from foxtrot_stream.contract.hookspecs import hookimpl
+from foxtrot_stream.contract.records import AdapterSpec, TransportSpec
 
 @attrs.frozen
 class KrakenSettings:
@@ -32,11 +38,14 @@ def register_adapters():
 def test_bundled_plugins_are_found_through_entry_points(host: PluginHost) -> None:
     found = {p.origin.entry_point: p.origin.distribution for p in host.plugins}
     # other installed plugins may be there too: the bundled ones must be
-    assert found.items() >= {
-        "binance": "foxtrot-stream-binance",
-        "core": "foxtrot-stream",
-        "http_fallback": "foxtrot-stream-http-fallback",
-    }.items()
+    assert (
+        found.items()
+        >= {
+            "binance": "foxtrot-stream-binance",
+            "core": "foxtrot-stream",
+            "http_fallback": "foxtrot-stream-http-fallback",
+        }.items()
+    )
     assert host.problems == []
     assert set(host.adapters) >= {"binance"}
     assert set(host.transports) >= {"websocket", "http"}
@@ -65,27 +74,27 @@ def test_third_party_plugin_adds_adapter_and_its_keys(
 BROKEN = {
     "import_error": ("import nonexistent_module_xyz\n", "cannot import"),
     "bad_signature": (
-        "from foxtrot_stream.hookspecs import hookimpl\n"
+        "from foxtrot_stream.contract.hookspecs import hookimpl\n"
         "@hookimpl\ndef on_failure(failure, extra_arg):\n    pass\n",
         "bad hook implementation",
     ),
     "misspelt": (
-        "from foxtrot_stream.hookspecs import hookimpl\n"
+        "from foxtrot_stream.contract.hookspecs import hookimpl\n"
         "@hookimpl\ndef on_failur(failure):\n    pass\n",
         "unknown hook",
     ),
     "async_hook": (
-        "from foxtrot_stream.hookspecs import hookimpl\n"
+        "from foxtrot_stream.contract.hookspecs import hookimpl\n"
         "@hookimpl\nasync def on_failure(failure):\n    pass\n",
         "async def",
     ),
     "wrong_record": (
-        "from foxtrot_stream.hookspecs import hookimpl\n"
+        "from foxtrot_stream.contract.hookspecs import hookimpl\n"
         "@hookimpl\ndef register_adapters():\n    return ['binance']\n",
         "expected AdapterSpec",
     ),
     "raises": (
-        "from foxtrot_stream.hookspecs import hookimpl\n"
+        "from foxtrot_stream.contract.hookspecs import hookimpl\n"
         "@hookimpl\ndef register_adapters():\n    raise RuntimeError('boom')\n",
         "raised RuntimeError: boom",
     ),
@@ -166,9 +175,9 @@ def test_disabled_adapter_still_loads(host: PluginHost) -> None:
 
 
 def test_plugin_observer_that_raises_is_contained(host: PluginHost) -> None:
-    from foxtrot_stream.hookspecs import hookimpl
-    from foxtrot_stream.plugins import Origin
-    from foxtrot_stream.records import Failure
+    from foxtrot_stream.contract.hookspecs import hookimpl
+    from foxtrot_stream.contract.plugins import Origin
+    from foxtrot_stream.contract.records import Failure
 
     seen: list[Failure] = []
 
@@ -246,3 +255,19 @@ def test_connect_is_asked_only_of_plugins_serving_the_adapter(host: PluginHost) 
     assert connector.asked == []  # not its adapter, not its transport
     host.connect(Context("toyx"), "nonexistent", [], object())  # type: ignore[arg-type]
     assert connector.asked == ["toyx"]
+
+
+def test_the_feed_streams_over_the_transport_registered_for_its_adapter(host: PluginHost) -> None:
+    """The feed names no transport: a plugin registering a stream transport for an adapter
+    makes that adapter's feeds connect over it; the others keep the core's general one."""
+    assert host.stream_transport("binance") == "websocket"
+
+    class Own:
+        @hookimpl
+        def register_transports(self) -> list[TransportSpec]:
+            return [TransportSpec("binance_fix", None, adapters=("binance",))]
+
+    host.register(Own(), Origin("binance_fix", "tests", "tests", "0"))
+    assert host.stream_transport("binance") == "binance_fix"
+    assert host.stream_transport("other") == "websocket"
+    assert host.transports["http"].role == "poll"

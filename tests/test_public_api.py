@@ -8,8 +8,14 @@ import sys
 
 import foxtrot_stream
 
-HEAVY = ("foxtrot_stream.engine", "foxtrot_stream.feed", "foxtrot_stream.serve", "aiohttp",
-         "prometheus_client", "rich")  # fmt: skip
+HEAVY = (
+    "foxtrot_stream.integrations.engine",
+    "foxtrot_stream.runtime",
+    "foxtrot_stream.surfaces",
+    "aiohttp",
+    "prometheus_client",
+    "rich",
+)
 
 
 def test_every_public_name_resolves() -> None:
@@ -33,6 +39,6 @@ def test_importing_what_a_plugin_needs_loads_no_runtime() -> None:
 
 def test_host_classes_load_on_first_use() -> None:
     from foxtrot_stream import StreamEngine
-    from foxtrot_stream.engine import StreamEngine as Direct
+    from foxtrot_stream.integrations.engine import StreamEngine as Direct
 
     assert StreamEngine is Direct

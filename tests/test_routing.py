@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from foxtrot_stream.model import TransportKind
-from foxtrot_stream.routing import route, why_http
-from foxtrot_stream.settings import SettingsSchema, load
+from foxtrot_stream.config.settings import SettingsSchema, load
+from foxtrot_stream.contract.model import TransportKind
+from foxtrot_stream.runtime.routing import route, why_http
 
 WS, HTTP = TransportKind.WEBSOCKET, TransportKind.HTTP
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]

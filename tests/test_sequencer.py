@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.sequencer import Sequencer
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.runtime.sequencer import Sequencer
 
 WS, HTTP = TransportKind.WEBSOCKET, TransportKind.HTTP
 

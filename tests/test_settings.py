@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foxtrot_stream.jsonc import strip_comments
-from foxtrot_stream.settings import (
+from foxtrot_stream.config.settings import (
     Problem,
     SettingsError,
     SettingsSchema,
@@ -18,6 +17,7 @@ from foxtrot_stream.settings import (
     load,
     settings_path,
 )
+from foxtrot_stream.util.jsonc import strip_comments
 
 HERE = Path(__file__).parent
 GUIDE = HERE.parents[1] / "shared" / "spec" / "websocket-configuration-guide.md"
@@ -231,7 +231,7 @@ def test_a_missing_default_file_is_defaults_with_one_info_line(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FOXTROT_SETTINGS", raising=False)
-    with caplog.at_level(logging.INFO, logger="foxtrot_stream.settings"):
+    with caplog.at_level(logging.INFO, logger="foxtrot_stream.config.settings"):
         loaded = load(None, schema)
     assert loaded.settings.websocket == defaults(schema).websocket
     assert len(caplog.records) == 1

@@ -56,7 +56,7 @@ def test_plugin_sensitive_tests_pass_with_another_plugin_installed(tmp_path: Pat
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     env["FOXTROT_EXTRA_PLUGIN"] = "1"
     probe = subprocess.run(
-        [sys.executable, "-c", "from foxtrot_stream.plugins import PluginHost; "
+        [sys.executable, "-c", "from foxtrot_stream.contract.plugins import PluginHost; "
          "print(sorted(PluginHost.discover().adapters))"],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip

@@ -13,11 +13,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from foxtrot_stream.hookspecs import hookimpl
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.records import (
+from foxtrot_stream.config.settings import (
+    Fraction,
+    HttpUrl,
+    PositiveFloat,
+    PositiveInt,
+    WebSocketUrl,
+    ranged,
+)
+from foxtrot_stream.contract.hookspecs import hookimpl
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.contract.records import (
     AdapterSpec,
     AppHeartbeat,
+    BackoffPolicy,
+    BreakerPolicy,
     Connection,
     ConnectionEvents,
     ConnectionLimits,
@@ -43,23 +53,19 @@ from foxtrot_stream.records import (
     TransportFailure,
     TransportSpec,
 )
-from foxtrot_stream.settings import (
-    Fraction,
-    HttpUrl,
-    PositiveFloat,
-    PositiveInt,
-    WebSocketUrl,
-    ranged,
-)
+from foxtrot_stream.policy.breaker import BreakerState, Transition
 
 if TYPE_CHECKING:
-    from foxtrot_stream.engine import Consumer, StreamEngine
+    from foxtrot_stream.integrations.engine import Consumer, StreamEngine
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AdapterSpec",
     "AppHeartbeat",
+    "BackoffPolicy",
+    "BreakerPolicy",
+    "BreakerState",
     "Connection",
     "ConnectionEvents",
     "ConnectionLimits",
@@ -89,6 +95,7 @@ __all__ = [
     "SymbolLister",
     "Tick",
     "TickSink",
+    "Transition",
     "TransportFailure",
     "TransportKind",
     "TransportSpec",
@@ -98,7 +105,10 @@ __all__ = [
     "ranged",
 ]
 
-_LAZY = {"StreamEngine": "foxtrot_stream.engine", "Consumer": "foxtrot_stream.engine"}
+_LAZY = {
+    "StreamEngine": "foxtrot_stream.integrations.engine",
+    "Consumer": "foxtrot_stream.integrations.engine",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.contract.model import Tick, TransportKind
 from foxtrot_stream_binance.adapter import BinanceAdapter
 
 # The documentation's own examples (web-socket-streams.md), as sent on a raw /ws/ stream.

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from foxtrot_stream.records import PollError
+from foxtrot_stream.contract.records import PollError
 from foxtrot_stream_binance.adapter import BinanceAdapter
 from foxtrot_stream_binance.settings import BinanceSettings
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
@@ -72,7 +72,7 @@ async def test_symbols_are_validated_against_exchange_info(env) -> None:  # type
 
 
 async def test_instruments_come_from_exchange_info_filters(env) -> None:  # type: ignore[no-untyped-def]
-    from foxtrot_stream.records import Instrument, Instruments
+    from foxtrot_stream.contract.records import Instrument, Instruments
     from foxtrot_stream_binance.adapter import _instrument
     from foxtrot_stream_binance.simulator.prices import fmt
 

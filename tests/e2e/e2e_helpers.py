@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from foxtrot_stream.feed import Feed, liveness_bound
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.settings import Settings, load
+from foxtrot_stream.config.settings import Settings, load
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed, liveness_bound
 from foxtrot_stream.testing import FAST_SETTINGS
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
 

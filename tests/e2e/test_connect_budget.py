@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import attrs
 import pytest
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig, synthetic_symbols
 
 from e2e_helpers import Logs, Recorder, settings_for, wait_for

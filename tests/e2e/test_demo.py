@@ -8,7 +8,7 @@ import sys
 
 def test_demo_shows_all_three_phases_and_exits_0() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "foxtrot_stream.cli", "demo", "--duration", "20", "--format", "log"],
+        [sys.executable, "-m", "foxtrot_stream", "demo", "--duration", "20", "--format", "log"],
         capture_output=True,
         text=True,
         timeout=60,

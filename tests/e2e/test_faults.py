@@ -6,9 +6,9 @@ import itertools
 import time
 from typing import Any
 
-from foxtrot_stream.breaker import BreakerState
-from foxtrot_stream.model import TransportKind
-from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.contract.model import TransportKind
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.policy.breaker import BreakerState
 from foxtrot_stream_binance.simulator import Simulator
 
 from e2e_helpers import MAX_GAP, Logs, Recorder, proven, settings_for, wait_for

@@ -6,9 +6,9 @@ import asyncio
 import time
 from typing import Any
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.model import TransportKind
-from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.contract.model import TransportKind
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig, synthetic_symbols
 
 from e2e_helpers import Logs, Recorder, proven, settings_for, wait_for

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from foxtrot_stream.hookspecs import hookimpl
-from foxtrot_stream.plugins import Origin, PluginHost
-from foxtrot_stream.records import StateChange
+from foxtrot_stream.contract.hookspecs import hookimpl
+from foxtrot_stream.contract.plugins import Origin, PluginHost
+from foxtrot_stream.contract.records import StateChange
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
 
 from e2e_helpers import FAST, Logs, proven, settings_for, wait_for
@@ -74,7 +74,7 @@ async def test_latency_raw_and_corrected_by_the_exchange_clock_offset(
 async def test_an_outage_resets_uptime_counts_errors_and_walks_the_breaker(
     host: PluginHost, sim: Simulator, logs: Logs
 ) -> None:
-    from foxtrot_stream.feed import Feed
+    from foxtrot_stream.runtime.feed import Feed
 
     seen: list[StateChange] = []
 
@@ -142,7 +142,7 @@ async def test_the_terminal_table_shows_the_status_figures(
 
     from rich.console import Console
 
-    from foxtrot_stream.output import LiveTable
+    from foxtrot_stream.surfaces.output import LiveTable
 
     feed, _ = await make_feed(settings_for(host, sim))
     out = io.StringIO()
@@ -229,7 +229,7 @@ async def test_metrics_families_have_conventional_types(host: PluginHost, make_f
     import aiohttp
     from prometheus_client.parser import text_string_to_metric_families
 
-    from foxtrot_stream.serve import StatusServer
+    from foxtrot_stream.surfaces.serve import StatusServer
 
     config = SimulatorConfig(symbols=("BTCUSDT", "ETHUSDT"), rate=40.0, trade_ratio=0.5,
                              clock_offset=0.25, seed=3)  # fmt: skip
@@ -272,7 +272,7 @@ async def test_the_terminal_table_fits_the_width_and_keeps_the_prices(
 
     from rich.console import Console
 
-    from foxtrot_stream.output import COLUMN_PRIORITY, LiveTable
+    from foxtrot_stream.surfaces.output import COLUMN_PRIORITY, LiveTable
 
     feed, _ = await make_feed(settings_for(host, sim))
     table = LiveTable([feed], Console(file=io.StringIO(), width=80, color_system=None))

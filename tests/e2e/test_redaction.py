@@ -1,5 +1,5 @@
 """Credentials in URLs (`wss://user:secret@host`, `?token=…`) are never shown: not in the
-settings warnings, the feed's logs, its status or its metrics (`foxtrot_stream.redact`)."""
+settings warnings, the feed's logs, its status or its metrics (`foxtrot_stream.util.redact`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 import aiohttp
 
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.records import PollError, TransportFailure
-from foxtrot_stream.redact import redact
-from foxtrot_stream.serve import StatusServer
-from foxtrot_stream.settings import load
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.contract.records import PollError, TransportFailure
+from foxtrot_stream.surfaces.serve import StatusServer
+from foxtrot_stream.util.redact import redact
 from foxtrot_stream_binance.simulator import Simulator
 
 from e2e_helpers import FAST, Logs, proven, wait_for

@@ -40,7 +40,7 @@ async def start_run(config: Path, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "foxtrot_stream.cli",
+        "foxtrot_stream",
         "run",
         "--config",
         str(config),
@@ -202,7 +202,7 @@ class Unread:
 
     async def start(self, config: Path, *args: str) -> asyncio.subprocess.Process:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "foxtrot_stream.cli", "run", "--config", str(config),
+            sys.executable, "-m", "foxtrot_stream", "run", "--config", str(config),
             "--symbols", *SYMBOLS, "--format", "jsonl", *args,
             stdout=self.w, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.serve import ServeAddressError, StatusServer, parse_address
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
+from foxtrot_stream.surfaces.serve import ServeAddressError, StatusServer, parse_address
 from foxtrot_stream_binance.simulator import Simulator
 
 from e2e_helpers import Logs, proven, settings_for, wait_for
@@ -148,7 +148,7 @@ def test_serve_addresses() -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "foxtrot_stream.cli", *args],
+        [sys.executable, "-m", "foxtrot_stream", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -20,10 +20,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.model import TransportKind
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.serve import ServeOptions, StatusServer
+from foxtrot_stream.contract.model import TransportKind
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
+from foxtrot_stream.surfaces.serve import ServeOptions, StatusServer
 from foxtrot_stream_binance.simulator import Simulator
 
 from e2e_helpers import Logs, proven, settings_for, wait_for
@@ -249,7 +249,7 @@ async def test_every_response_forbids_framing_and_sniffing(
 )
 def test_bad_serve_options_exit_2_with_a_message(args: list[str], message: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "foxtrot_stream.cli", "demo", *args, "--duration", "1"],
+        [sys.executable, "-m", "foxtrot_stream", "demo", *args, "--duration", "1"],
         capture_output=True,
         text=True,
         timeout=60,

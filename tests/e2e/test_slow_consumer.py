@@ -6,9 +6,9 @@ import asyncio
 import time
 import tracemalloc
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.model import Tick
-from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
 
 from e2e_helpers import settings_for, wait_for

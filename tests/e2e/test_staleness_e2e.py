@@ -6,8 +6,8 @@ import asyncio
 import time
 from typing import Any
 
-from foxtrot_stream.model import TransportKind
-from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.contract.model import TransportKind
+from foxtrot_stream.contract.plugins import PluginHost
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
 
 from e2e_helpers import MAX_GAP, Logs, proven, settings_for, wait_for

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from foxtrot_stream.model import TransportKind
-from foxtrot_stream.plugins import PluginHost
+from foxtrot_stream.contract.model import TransportKind
+from foxtrot_stream.contract.plugins import PluginHost
 from foxtrot_stream_binance.simulator import Simulator
 
 from e2e_helpers import MAX_GAP, SYMBOLS, Logs, proven, settings_for, wait_for

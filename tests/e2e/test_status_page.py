@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from playwright import async_api as playwright_api
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.serve import StatusServer
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
+from foxtrot_stream.surfaces.serve import StatusServer
 from foxtrot_stream_binance.simulator import Simulator
 
 from e2e_helpers import SYMBOLS, proven, settings_for, wait_for

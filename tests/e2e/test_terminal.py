@@ -61,7 +61,7 @@ class Terminal:
         env = {k: v for k, v in os.environ.items() if k not in TERMINAL_ENV}
         env["TERM"] = "xterm-256color"
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "foxtrot_stream.cli", *args,
+            sys.executable, "-m", "foxtrot_stream", *args,
             stdin=self.slave, stdout=self.slave,
             stderr=subprocess.PIPE if stderr_to_pipe else self.slave,
             env=env, start_new_session=True,
@@ -248,7 +248,7 @@ async def test_off_a_terminal_no_escape_codes(sim: Simulator, tmp_path: Path) ->
     config = write_config(tmp_path, sim)
     for fmt in ("table", "jsonl"):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "foxtrot_stream.cli", "run", "--config", str(config),
+            sys.executable, "-m", "foxtrot_stream", "run", "--config", str(config),
             "--symbols", "BTCUSDT", "--duration", "1", "--format", fmt,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

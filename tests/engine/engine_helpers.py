@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from foxtrot_stream.model import Tick
+from foxtrot_stream.contract.model import Tick
 from foxtrot_stream.testing import FAST_SETTINGS
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from foxtrot_stream import StreamEngine
-from foxtrot_stream.engine import Consumer
-from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.integrations.engine import Consumer
 
 from engine_helpers import Collector, wait_until
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from foxtrot_stream import StreamEngine
-from foxtrot_stream.engine import LOOP_THREAD
-from foxtrot_stream.model import Tick
-from foxtrot_stream.serve import ServeAddressError
-from foxtrot_stream.settings import SettingsError
+from foxtrot_stream.config.settings import SettingsError
+from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.integrations.engine import LOOP_THREAD
+from foxtrot_stream.surfaces.serve import ServeAddressError
 
 from engine_helpers import FAST, Collector, SimulatorThread, wait_until, write_settings
 

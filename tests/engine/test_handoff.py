@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from foxtrot_stream import StreamEngine
-from foxtrot_stream.engine import Consumer
-from foxtrot_stream.model import Tick, TransportKind
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.integrations.engine import Consumer
 
 from engine_helpers import SYMBOLS, Collector, SimulatorThread, wait_until
 

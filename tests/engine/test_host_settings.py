@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from foxtrot_stream.engine import StreamEngine
+from foxtrot_stream.config.settings import ENV_VAR, SettingsError
+from foxtrot_stream.contract.plugins import PluginHost
 from foxtrot_stream.integrations._host import (
     HostLog,
     engine_for_host,
     settings_file_path,
     transport_notice,
 )
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.settings import ENV_VAR, SettingsError
+from foxtrot_stream.integrations.engine import StreamEngine
 
 
 @pytest.fixture(scope="module")

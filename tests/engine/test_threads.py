@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from foxtrot_stream import StreamEngine
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.settings import load
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.plugins import PluginHost
 
 from engine_helpers import SYMBOLS, Collector, open_fds, wait_until
 

@@ -17,8 +17,8 @@ from vnpy.trader.constant import Exchange
 from vnpy.trader.event import EVENT_LOG, EVENT_TICK
 from vnpy.trader.object import SubscribeRequest, TickData
 
+from foxtrot_stream.contract.model import Tick, TransportKind
 from foxtrot_stream.integrations.vnpy import FoxtrotStreamGateway, exchange_for, to_tick_data
-from foxtrot_stream.model import Tick, TransportKind
 
 from engine_helpers import SimulatorThread, wait_until
 

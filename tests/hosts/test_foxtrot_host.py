@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from foxtrot_stream.settings import SettingsError
+from foxtrot_stream.config.settings import SettingsError
 from foxtrot_stream_binance.simulator.prices import fmt
 
 from engine_helpers import SimulatorThread, wait_until
@@ -255,8 +255,8 @@ def test_requests_it_cannot_serve_get_foxtrots_answers_and_one_log_line_each(
 def test_each_plugin_names_its_foxtrot_exchange_else_the_adapters_name_else_global(
     fx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from foxtrot_stream.contract.records import AdapterSpec
     from foxtrot_stream.integrations.foxtrot import exchange_for
-    from foxtrot_stream.records import AdapterSpec
 
     def spec(name: str, **host_exchanges: str) -> AdapterSpec:
         return AdapterSpec(name, "X", None, lambda _: None, host_exchanges=host_exchanges)

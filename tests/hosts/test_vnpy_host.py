@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from foxtrot_stream.settings import SettingsError
+from foxtrot_stream.config.settings import SettingsError
 
 from engine_helpers import SimulatorThread, wait_until
 from host_helpers import Events, host_setting_file, make_trader_folder, missing_imports, unavailable

@@ -24,9 +24,9 @@ from typing import Any
 
 import attrs
 
-from foxtrot_stream.hookspecs import hookimpl
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.records import (
+from foxtrot_stream.contract.hookspecs import hookimpl
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.contract.records import (
     AdapterSpec,
     Connection,
     ConnectionEvents,

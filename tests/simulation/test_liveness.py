@@ -38,11 +38,11 @@ from hypothesis.stateful import (
     rule,
 )
 
-from foxtrot_stream.backoff import schedule
-from foxtrot_stream.feed import Feed, liveness_bound, liveness_timings
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.plugins import GROUP, Origin, PluginHost, discover_entry_points
-from foxtrot_stream.settings import load
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.contract.plugins import GROUP, Origin, PluginHost, discover_entry_points
+from foxtrot_stream.policy.backoff import schedule
+from foxtrot_stream.runtime.feed import Feed, liveness_bound, liveness_timings
 from foxtrot_stream.testing.virtual_time import VirtualTimeLoop
 
 from fake_exchange import REST_ROUND_TRIP, WS_LATENCY, FakeExchange, SimPlugin, version_of

@@ -9,7 +9,7 @@ from typing import Any
 from toy_exchange import ToyExchange
 from toy_plugin import ToyPlugin
 
-from foxtrot_stream.plugins import GROUP, Origin, PluginHost, discover_entry_points
+from foxtrot_stream.contract.plugins import GROUP, Origin, PluginHost, discover_entry_points
 from foxtrot_stream.testing.kit import ConformanceSuite, KitExchange
 
 SYMBOLS = ("AAA", "BBB", "CCC")

@@ -11,10 +11,10 @@ from typing import Any
 from toy_exchange import ToyExchange
 from toy_plugin import ToyPlugin
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.plugins import GROUP, Origin, PluginHost, discover_entry_points
-from foxtrot_stream.settings import load
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.contract.plugins import GROUP, Origin, PluginHost, discover_entry_points
+from foxtrot_stream.runtime.feed import Feed
 from foxtrot_stream.testing.settings import FAST_SETTINGS
 
 SYMBOLS = ("AAA", "BBB", "CCC")

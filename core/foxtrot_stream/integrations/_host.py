@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from foxtrot_stream.engine import POLICIES, Policy, StreamEngine
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.records import Instrument, PollError
-from foxtrot_stream.settings import ENV_VAR, Problem, SettingsError, load
+from foxtrot_stream.config.settings import ENV_VAR, Problem, SettingsError, load
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.contract.records import Instrument, PollError
+from foxtrot_stream.integrations.engine import POLICIES, Policy, StreamEngine
 
 #: Loggers of the core whatever the adapter (`serve` logs as "foxtrot-stream").
 CORE_LOGGERS = ("foxtrot_stream", "foxtrot-stream")

@@ -40,7 +40,10 @@ except ImportError as exc:
         f"importable here ({exc}): start it from Foxtrot's environment"
     ) from exc
 
-from foxtrot_stream.engine import DEFAULT_MAXSIZE, StreamEngine
+from foxtrot_stream.config.settings import SettingsError
+from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.contract.records import AdapterSpec, Instrument
 from foxtrot_stream.integrations._host import (
     HostLog,
     check_dialog,
@@ -50,10 +53,7 @@ from foxtrot_stream.integrations._host import (
     settings_problems,
     transport_notice,
 )
-from foxtrot_stream.model import Tick
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.records import AdapterSpec, Instrument
-from foxtrot_stream.settings import SettingsError
+from foxtrot_stream.integrations.engine import DEFAULT_MAXSIZE, StreamEngine
 
 __all__ = ["FoxtrotStreamAdapter", "exchange_for", "to_tick_data"]
 

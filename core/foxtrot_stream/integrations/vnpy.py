@@ -39,7 +39,10 @@ except ImportError as exc:
         f" ({exc})"
     ) from exc
 
-from foxtrot_stream.engine import DEFAULT_MAXSIZE, StreamEngine
+from foxtrot_stream.config.settings import SettingsError
+from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.contract.records import AdapterSpec, Instrument
 from foxtrot_stream.integrations._host import (
     HostLog,
     check_dialog,
@@ -49,10 +52,7 @@ from foxtrot_stream.integrations._host import (
     settings_problems,
     transport_notice,
 )
-from foxtrot_stream.model import Tick
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.records import AdapterSpec, Instrument
-from foxtrot_stream.settings import SettingsError
+from foxtrot_stream.integrations.engine import DEFAULT_MAXSIZE, StreamEngine
 
 __all__ = ["FoxtrotStreamGateway", "exchange_for", "to_tick_data"]
 

@@ -6,7 +6,7 @@ import importlib.metadata as md
 from collections.abc import Mapping
 from pathlib import Path
 
-from foxtrot_stream.plugins import GROUP, PluginHost
+from foxtrot_stream.contract.plugins import GROUP, PluginHost
 
 
 def fake_distribution(

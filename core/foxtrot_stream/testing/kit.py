@@ -31,9 +31,9 @@ from typing import Any, Protocol
 
 import attrs
 
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.records import ExchangeAdapter
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.contract.records import ExchangeAdapter
 from foxtrot_stream.testing.proxy import GARBAGE, FaultProxy
 from foxtrot_stream.testing.settings import FAST_SETTINGS
 
@@ -161,8 +161,8 @@ class ConformanceSuite:
     async def _feed(
         self, symbols: Sequence[str], extra: Mapping[str, Any] | None = None
     ) -> AsyncIterator[tuple[Any, Recorder, FaultProxy, KitServed]]:
-        from foxtrot_stream.feed import Feed  # the runtime, only when a scenario runs
-        from foxtrot_stream.settings import load
+        from foxtrot_stream.config.settings import load
+        from foxtrot_stream.runtime.feed import Feed  # the runtime, only when a scenario runs
 
         exchange, host = self.kit_exchange(), self.kit_host()
         async with exchange.serve() as served, FaultProxy(served.ws_url, served.http_url) as proxy:
@@ -187,7 +187,7 @@ class ConformanceSuite:
     def _adapter(self) -> ExchangeAdapter:
         exchange, host = self.kit_exchange(), self.kit_host()
         spec = host.adapters[exchange.adapter]
-        from foxtrot_stream.settings import load
+        from foxtrot_stream.config.settings import load
 
         plugin_settings = load(text="{}", schema=host.schema()).settings.plugins
         own = plugin_settings.get(exchange.adapter)
@@ -196,7 +196,7 @@ class ConformanceSuite:
     # --- the suite -----------------------------------------------------------------------------
 
     def test_registers_with_documented_settings(self) -> None:
-        from foxtrot_stream.settings import SettingsSchema, all_keys
+        from foxtrot_stream.config.settings import SettingsSchema, all_keys
 
         exchange, host = self.kit_exchange(), self.kit_host()
         assert exchange.adapter in host.adapters, f"no adapter {exchange.adapter!r} registered"
@@ -326,7 +326,7 @@ class ConformanceSuite:
         self._run(scenario)
 
     def test_fails_over_to_polling_and_back_within_the_bound(self) -> None:
-        from foxtrot_stream.feed import liveness_bound
+        from foxtrot_stream.runtime.feed import liveness_bound
 
         symbols = self.kit_exchange().symbols[:2]
         bound = liveness_bound(0.3, 0.2, 0.05) + 0.5  # FAST timings, loopback, a busy machine

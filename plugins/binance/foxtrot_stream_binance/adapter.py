@@ -23,8 +23,8 @@ import msgspec
 import orjson
 from msgspec.structs import replace
 
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.records import (
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.contract.records import (
     ConnectionEvents,
     ConnectionLimits,
     FrameHandler,
@@ -34,7 +34,7 @@ from foxtrot_stream.records import (
     SymbolCheck,
     TickSink,
 )
-from foxtrot_stream.sequencer import ResetWatch
+from foxtrot_stream.runtime.sequencer import ResetWatch
 from foxtrot_stream_binance.settings import BinanceSettings
 
 NAME = "binance"

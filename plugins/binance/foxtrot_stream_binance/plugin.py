@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from foxtrot_stream.hookspecs import hookimpl
-from foxtrot_stream.records import AdapterSpec, ExchangeAdapter, SimulatedExchange, SimulatorSpec
+from foxtrot_stream.contract.hookspecs import hookimpl
+from foxtrot_stream.contract.records import (
+    AdapterSpec,
+    ExchangeAdapter,
+    SimulatedExchange,
+    SimulatorSpec,
+)
 from foxtrot_stream_binance.settings import BinanceSettings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from foxtrot_stream.settings import HttpUrl, PositiveFloat, WebSocketUrl, ranged
+from foxtrot_stream.config.settings import HttpUrl, PositiveFloat, WebSocketUrl, ranged
 
 
 @attrs.frozen

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from foxtrot_stream.hookspecs import hookimpl
-from foxtrot_stream.records import FeedContext, Poller, TransportSpec
+from foxtrot_stream.contract.hookspecs import hookimpl
+from foxtrot_stream.contract.records import FeedContext, Poller, TransportSpec
 from foxtrot_stream_http_fallback.poller import HttpPoller
 from foxtrot_stream_http_fallback.settings import HttpFallbackSettings
 
@@ -20,6 +20,7 @@ def register_transports() -> list[TransportSpec]:
             settings_cls=HttpFallbackSettings,
             settings_key=SETTINGS_KEY,
             description="REST polling, batched per request where the exchange allows.",
+            role="poll",
         )
     ]
 

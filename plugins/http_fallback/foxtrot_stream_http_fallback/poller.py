@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Sequence
 
-from foxtrot_stream.records import FeedContext, PollError, PollResult, RestHold
+from foxtrot_stream.contract.records import FeedContext, PollError, PollResult, RestHold
 
 #: Share of the exchange's weight allowance after which polling waits for the next minute.
 WEIGHT_HEADROOM = 0.9

@@ -22,12 +22,12 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from foxtrot_stream.breaker import BreakerState
-from foxtrot_stream.metrics import LATENCY_BUCKETS
-from foxtrot_stream.status import AdapterStatus, adapter_status_async
+from foxtrot_stream.policy.breaker import BreakerState
+from foxtrot_stream.runtime.metrics import LATENCY_BUCKETS
+from foxtrot_stream.runtime.status import AdapterStatus, adapter_status_async
 
 if TYPE_CHECKING:
-    from foxtrot_stream.feed import Feed
+    from foxtrot_stream.runtime.feed import Feed
 
 PREFIX = "foxtrot_stream"
 ADAPTER_STATES = ("streaming", "connecting", "degraded", "recovering", "exhausted", "polling",

@@ -10,10 +10,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
-from foxtrot_stream.backoff import Backoff
-from foxtrot_stream.breaker import CircuitBreaker
-from foxtrot_stream.hookspecs import hookimpl
-from foxtrot_stream.records import (
+from foxtrot_stream.config.settings import Settings
+from foxtrot_stream.contract.hookspecs import hookimpl
+from foxtrot_stream.contract.records import (
     Connection,
     ConnectionEvents,
     ConnectionListener,
@@ -24,8 +23,9 @@ from foxtrot_stream.records import (
     TickSink,
     TransportSpec,
 )
-from foxtrot_stream.settings import Settings
-from foxtrot_stream.websocket import WebSocketConnection
+from foxtrot_stream.policy.backoff import Backoff
+from foxtrot_stream.policy.breaker import CircuitBreaker
+from foxtrot_stream.transport.websocket import WebSocketConnection
 
 
 def make_backoff(settings: Settings) -> Backoff:
@@ -81,7 +81,7 @@ def connect(
 
 
 @hookimpl(trylast=True)  # a default: any plugin's own answer comes first
-def subscribe(
+def control_messages(
     adapter: ExchangeAdapter, method: str, streams: Sequence[str], next_id: Callable[[], int]
 ) -> list[str]:
     size = adapter.limits.max_streams_per_message

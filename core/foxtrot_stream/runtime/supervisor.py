@@ -32,9 +32,16 @@ from typing import Any, Protocol
 
 import attrs
 
-from foxtrot_stream.backoff import Backoff, HealthGate
-from foxtrot_stream.breaker import BreakerState, CircuitBreaker, Transition
-from foxtrot_stream.records import Connection, ConnectionListener, TransportFailure, names
+from foxtrot_stream.contract.records import (
+    BackoffPolicy,
+    BreakerPolicy,
+    Connection,
+    ConnectionListener,
+    TransportFailure,
+    names,
+)
+from foxtrot_stream.policy.backoff import HealthGate
+from foxtrot_stream.policy.breaker import BreakerState, Transition
 
 #: A rotation starts this far into the exchange's connection lifetime.
 ROTATE_AT = 0.9
@@ -163,8 +170,8 @@ class ShardSupervisor:
         symbols: Sequence[str],
         owner: ShardOwner,
         *,
-        backoff: Backoff,
-        breaker: CircuitBreaker,
+        backoff: BackoffPolicy,
+        breaker: BreakerPolicy,
         heartbeat: float,
         recovery_timeout: float,
         max_lifetime: float,

@@ -14,16 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from foxtrot_stream import __version__, demo, runner
-from foxtrot_stream.plugins import PluginHost, PluginLoadError
-from foxtrot_stream.redact import redact
-from foxtrot_stream.serve import (
-    DEFAULT_MAX_CONNECTIONS,
-    ServeAddressError,
-    ServeOptions,
-    parse_address,
-)
-from foxtrot_stream.settings import (
+from foxtrot_stream import __version__
+from foxtrot_stream.config.settings import (
     DEFAULT_FILE,
     Loaded,
     Settings,
@@ -33,6 +25,15 @@ from foxtrot_stream.settings import (
     settings_path,
     strict_json_problems,
 )
+from foxtrot_stream.contract.plugins import PluginHost, PluginLoadError
+from foxtrot_stream.surfaces import demo, runner
+from foxtrot_stream.surfaces.serve import (
+    DEFAULT_MAX_CONNECTIONS,
+    ServeAddressError,
+    ServeOptions,
+    parse_address,
+)
+from foxtrot_stream.util.redact import redact
 
 EXIT_WARNINGS = 1
 EXIT_USAGE = 2

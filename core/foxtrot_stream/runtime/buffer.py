@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from operator import length_hint
 from typing import Literal
 
-from foxtrot_stream.model import Tick
+from foxtrot_stream.contract.model import Tick
 
 SlowConsumer = Callable[[Tick], Awaitable[None] | None]
 

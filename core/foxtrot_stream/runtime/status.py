@@ -15,11 +15,11 @@ from typing import Any
 import attrs
 import cattrs
 
-from foxtrot_stream.breaker import BreakerState
-from foxtrot_stream.metrics import FeedMetrics, LatencyStats, latency_pair, pool
-from foxtrot_stream.records import StateChange
-from foxtrot_stream.sequencer import SequencerCounts
-from foxtrot_stream.supervisor import ShardRecord
+from foxtrot_stream.contract.records import StateChange
+from foxtrot_stream.policy.breaker import BreakerState
+from foxtrot_stream.runtime.metrics import FeedMetrics, LatencyStats, latency_pair, pool
+from foxtrot_stream.runtime.sequencer import SequencerCounts
+from foxtrot_stream.runtime.supervisor import ShardRecord
 
 _converter = cattrs.Converter()
 

@@ -27,13 +27,10 @@ from typing import Any
 
 import aiohttp
 
-from foxtrot_stream.breaker import BreakerState, Transition
-from foxtrot_stream.buffer import ConflatingBuffer, SlowConsumer
-from foxtrot_stream.coverage import Coverage, Decisions, Serving
-from foxtrot_stream.metrics import FeedMetrics
-from foxtrot_stream.model import Tick, TransportKind
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.records import (
+from foxtrot_stream.config.settings import INSECURE_HINT, Settings, insecure_urls
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.contract.records import (
     Connection,
     ConnectionEvents,
     ConnectionListener,
@@ -54,11 +51,13 @@ from foxtrot_stream.records import (
     TransportFailure,
     names,
 )
-from foxtrot_stream.redact import redact
-from foxtrot_stream.routing import why_http
-from foxtrot_stream.sequencer import Consumer, Sequencer
-from foxtrot_stream.settings import INSECURE_HINT, Settings, insecure_urls
-from foxtrot_stream.status import (
+from foxtrot_stream.policy.breaker import BreakerState, Transition
+from foxtrot_stream.policy.coverage import Coverage, Decisions, Serving
+from foxtrot_stream.runtime.buffer import ConflatingBuffer, SlowConsumer
+from foxtrot_stream.runtime.metrics import FeedMetrics
+from foxtrot_stream.runtime.routing import why_http
+from foxtrot_stream.runtime.sequencer import Consumer, Sequencer
+from foxtrot_stream.runtime.status import (
     AdapterStatus,
     ConnectBudgetStatus,
     FeedCounters,
@@ -69,8 +68,9 @@ from foxtrot_stream.status import (
     adapter_status_async,
     to_plain,
 )
-from foxtrot_stream.supervisor import ShardSupervisor
-from foxtrot_stream.websocket import BUDGETS
+from foxtrot_stream.runtime.supervisor import ShardSupervisor
+from foxtrot_stream.transport.websocket import BUDGETS
+from foxtrot_stream.util.redact import redact
 
 #: Seconds between two round trips to the exchange's time endpoint (the first four are quick).
 CLOCK_SYNC_EVERY = 60.0
@@ -130,6 +130,9 @@ class Feed:
         plugin_settings = settings.plugins.get(adapter) if spec.settings_cls else None
         self.adapter: ExchangeAdapter = spec.factory(plugin_settings)
         self.policy = policy
+        self.transport = host.stream_transport(adapter) or "websocket"
+        """The stream transport the connections use: chosen by registration (`TransportSpec`),
+        the core's `websocket` unless a plugin registers one for this adapter."""
         self.clock = clock
         self.log = logging.getLogger(self.display)
         self.error_log = logging.getLogger(f"{self.display}Error")
@@ -210,7 +213,7 @@ class Feed:
     def _messages_for(
         self, method: str, streams: Sequence[str], next_id: Callable[[], int]
     ) -> list[str]:
-        return self.host.subscribe(self.adapter, method, streams, next_id)
+        return self.host.control_messages(self.adapter, method, streams, next_id)
 
     async def start(self, symbols: Iterable[str] = ()) -> None:
         if self._session is not None:
@@ -531,7 +534,7 @@ class Feed:
         self, shard: ShardSupervisor, symbols: Sequence[str], listener: ConnectionListener
     ) -> Connection | None:
         try:
-            return self.host.connect(self.context, "websocket", symbols, listener)
+            return self.host.connect(self.context, self.transport, symbols, listener)
         except Exception:
             self.counters.plugin_errors += 1
             raise
@@ -550,7 +553,7 @@ class Feed:
         self.counters.failures[kind] = self.counters.failures.get(kind, 0) + 1
         self.metrics.error(kind)
         for exc in self.host.on_failure(
-            Failure(self.name, "websocket", kind, failure.detail, tuple(shard.symbols))
+            Failure(self.name, self.transport, kind, failure.detail, tuple(shard.symbols))
         ):
             self.counters.plugin_errors += 1
             self.error_log.error("an on_failure plugin raised %r", exc)

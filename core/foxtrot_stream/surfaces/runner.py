@@ -9,12 +9,12 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.output import JsonLines, LiveTable
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.records import PollError
-from foxtrot_stream.serve import ServeAddressError, ServeOptions, serve_feeds
-from foxtrot_stream.settings import Settings
+from foxtrot_stream.config.settings import Settings
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.contract.records import PollError
+from foxtrot_stream.runtime.feed import Feed
+from foxtrot_stream.surfaces.output import JsonLines, LiveTable
+from foxtrot_stream.surfaces.serve import ServeAddressError, ServeOptions, serve_feeds
 
 
 @contextlib.contextmanager

@@ -52,15 +52,15 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, Literal, TypeVar
 
-from foxtrot_stream.buffer import HandOff
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.model import Tick
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.records import Instrument
-from foxtrot_stream.serve import ServeOptions, StatusServer, start_server
-from foxtrot_stream.settings import Settings, load
+from foxtrot_stream.config.settings import Settings, load
+from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.contract.records import Instrument
+from foxtrot_stream.runtime.buffer import HandOff
+from foxtrot_stream.runtime.feed import Feed
+from foxtrot_stream.surfaces.serve import ServeOptions, StatusServer, start_server
 
-log = logging.getLogger("foxtrot_stream.engine")
+log = logging.getLogger("foxtrot_stream.integrations.engine")
 
 Policy = Literal["conflate", "drop_oldest"]
 POLICIES: tuple[Policy, ...] = ("conflate", "drop_oldest")
@@ -351,9 +351,9 @@ class StreamEngine:
         *,
         timeout: float = CALL_TIMEOUT,
     ) -> dict[str, str]:
-        """Stream `symbols` from `adapter` (default: the only installed adapter, or else the only one the settings configure), starting its
-        feed on first use. Returns the symbols the exchange refused (symbol → why); the others
-        are subscribed."""
+        """Stream `symbols` from `adapter` (default: the only installed adapter, or else the only
+        one the settings configure), starting its feed on first use. Returns the symbols the
+        exchange refused (symbol → why); the others are subscribed."""
         name = self._adapter(adapter)
         wanted = [symbols] if isinstance(symbols, str) else list(symbols)
         return self._call(self._subscribe(name, wanted), timeout)

@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from foxtrot_stream.model import Tick
-from foxtrot_stream.redact import redact
+from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.util.redact import redact
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from foxtrot_stream.backoff import Backoff
-    from foxtrot_stream.breaker import CircuitBreaker
-    from foxtrot_stream.settings import Settings
+    from foxtrot_stream.config.settings import Settings
+    from foxtrot_stream.policy.breaker import BreakerState, Transition
 
 #: Where decoded ticks go. Called on the feed's event-loop task, once per tick: keep it cheap.
 TickSink = Callable[[Tick], None]
@@ -125,6 +124,82 @@ class TransportSpec:
     adapters: tuple[str, ...] = ()
     """The adapters this transport serves (empty: every adapter). The `connect` hook of its
     plugin is called only for those."""
+    role: str = "stream"
+    """`"stream"`: it carries connections (`connect`); a feed streams over the stream transport
+    registered for its adapter (one naming the adapter in `adapters` before a general one).
+    `"poll"`: it polls (`fallback`), like the bundled `http`."""
+
+
+class BackoffPolicy(Protocol):
+    """One connection's reconnection schedule, as its supervisor drives it. The core's
+    `foxtrot_stream.policy.backoff.Backoff` (the guide's 1, 2, 4 … 60 s) is one; a policy
+    plugin may supply any object with these members (pure: no I/O, no clock of its own)."""
+
+    @property
+    def attempts(self) -> int:
+        """Reconnection attempts since the last healthy connection."""
+        ...
+
+    @property
+    def max_attempts(self) -> int:
+        """How many it allows before giving up (for the log line when it does)."""
+        ...
+
+    def next_delay(self) -> float | None:
+        """Count one more attempt and return the seconds to wait before it; None: give up
+        (the breaker becomes EXHAUSTED until an operator's reset)."""
+        ...
+
+    def reset(self) -> None:
+        """The connection proved healthy: start the schedule from the beginning."""
+        ...
+
+
+class BreakerPolicy(Protocol):
+    """One connection's circuit breaker, as its supervisor drives it. The core's
+    `foxtrot_stream.policy.breaker.CircuitBreaker` is one. It decides only when the WebSocket
+    is tried again: a symbol whose connection is down is polled whatever the state."""
+
+    @property
+    def state(self) -> BreakerState: ...
+
+    @property
+    def consecutive_failures(self) -> int: ...
+
+    @property
+    def failure_threshold(self) -> int: ...
+
+    def time_in_state(self) -> float:
+        """Seconds since the last transition."""
+        ...
+
+    def remaining_open(self) -> float:
+        """Seconds until an OPEN breaker allows its probe (0 when not OPEN)."""
+        ...
+
+    def poll(self) -> Transition | None:
+        """Let time pass (OPEN → HALF_OPEN when due)."""
+        ...
+
+    def try_acquire_probe(self) -> bool:
+        """In HALF_OPEN, claim the one probe attempt."""
+        ...
+
+    def record_success(self) -> Transition | None: ...
+
+    def record_failure(self) -> Transition | None: ...
+
+    def exhaust(self, reason: str = ...) -> Transition | None:
+        """The backoff gave up: stay on HTTP until `reset`."""
+        ...
+
+    def reset(self) -> Transition | None:
+        """An operator's reset: back to CLOSED."""
+        ...
+
+    def drain_transitions(self) -> list[Transition]:
+        """Every transition since the last call, in order (logged and reported by the owner)."""
+        ...
 
 
 @attrs.frozen
@@ -132,8 +207,8 @@ class PolicySpec:
     """A reconnection/breaker policy: builds the two pure state machines for one connection."""
 
     name: str = attrs.field(validator=_is_identifier)
-    make_backoff: Callable[[Settings], Backoff]
-    make_breaker: Callable[[Settings, Callable[[], float]], CircuitBreaker]
+    make_backoff: Callable[[Settings], BackoffPolicy]
+    make_breaker: Callable[[Settings, Callable[[], float]], BreakerPolicy]
     settings_cls: type[Any] | None = None
     description: str = ""
 
@@ -303,7 +378,8 @@ class ServerClock(Protocol):
     """Optional adapter capability: the exchange's clock, for latency offset correction.
 
     An adapter that has it lets the feed estimate the offset between the local clock and the
-    exchange's (see `foxtrot_stream.metrics.ClockOffset`); one without it gets raw latency only.
+    exchange's (see `foxtrot_stream.runtime.metrics.ClockOffset`); one without it gets raw
+    latency only.
     """
 
     async def server_time(self, session: aiohttp.ClientSession) -> int:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
-from foxtrot_stream.model import Tick
+from foxtrot_stream.contract.model import Tick
 
 #: Latency samples kept per symbol for percentiles (a power of two: the ring index is masked);
 #: p99 over 1,024 samples still rests on ten.

@@ -27,10 +27,10 @@ import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
-from foxtrot_stream.jsonc import JsoncError, key_lines, strip_comments
-from foxtrot_stream.redact import redact
+from foxtrot_stream.util.jsonc import JsoncError, key_lines, strip_comments
+from foxtrot_stream.util.redact import redact
 
-log = logging.getLogger("foxtrot_stream.settings")
+log = logging.getLogger("foxtrot_stream.config.settings")
 
 ENV_VAR = "FOXTROT_SETTINGS"
 DEFAULT_FILE = "vt_setting.json"

@@ -47,10 +47,10 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from foxtrot_stream.prometheus import exposition
+from foxtrot_stream.surfaces.prometheus import exposition
 
 if TYPE_CHECKING:
-    from foxtrot_stream.feed import Feed
+    from foxtrot_stream.runtime.feed import Feed
 
 log = logging.getLogger("foxtrot-stream")
 
@@ -126,7 +126,7 @@ async def serve_feeds(
 @functools.cache
 def _status_page() -> bytes:
     """The page, read from the package once (not from disk on every request)."""
-    return resources.files("foxtrot_stream").joinpath("status_page.html").read_bytes()
+    return resources.files("foxtrot_stream.surfaces").joinpath("status_page.html").read_bytes()
 
 
 @functools.cache

@@ -15,15 +15,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from foxtrot_stream.feed import Feed
-from foxtrot_stream.jsonc import strip_comments
-from foxtrot_stream.output import LiveTable
-from foxtrot_stream.plugins import PluginHost
-from foxtrot_stream.records import StateChange
-from foxtrot_stream.redact import redact
-from foxtrot_stream.runner import stop_on_signals
-from foxtrot_stream.serve import ServeAddressError, ServeOptions, serve_feeds
-from foxtrot_stream.settings import load
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.contract.records import StateChange
+from foxtrot_stream.runtime.feed import Feed
+from foxtrot_stream.surfaces.output import LiveTable
+from foxtrot_stream.surfaces.runner import stop_on_signals
+from foxtrot_stream.surfaces.serve import ServeAddressError, ServeOptions, serve_feeds
+from foxtrot_stream.util.jsonc import strip_comments
+from foxtrot_stream.util.redact import redact
 
 #: The guide's example configuration, as printed there.
 GUIDE_EXAMPLE = """{

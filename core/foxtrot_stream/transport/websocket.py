@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from foxtrot_stream.model import Tick
-from foxtrot_stream.records import ConnectionListener, FeedContext, TransportFailure
+from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.contract.records import ConnectionListener, FeedContext, TransportFailure
 
 #: Window over which the send budget is counted; a little over a second, so that clock skew
 #: between us and the exchange cannot put one message too many into its one-second window.

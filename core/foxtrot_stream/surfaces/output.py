@@ -23,11 +23,11 @@ from rich.file_proxy import FileProxy
 from rich.live import Live
 from rich.table import Table
 
-from foxtrot_stream.model import Tick
-from foxtrot_stream.status import AdapterStatus, adapter_status_async
+from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.runtime.status import AdapterStatus, adapter_status_async
 
 if TYPE_CHECKING:
-    from foxtrot_stream.feed import Feed
+    from foxtrot_stream.runtime.feed import Feed
 
 log = logging.getLogger(__name__)
 

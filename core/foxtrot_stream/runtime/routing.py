@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from foxtrot_stream.model import TransportKind
-from foxtrot_stream.settings import Settings
+from foxtrot_stream.config.settings import Settings
+from foxtrot_stream.contract.model import TransportKind
 
 
 def route(settings: Settings, adapter: str, symbol: str) -> TransportKind:

@@ -1,7 +1,7 @@
 """Every hook a foxtrot-stream plugin can implement. This module is the plugin author's reference.
 
 Plugins are found through entry points in group ``foxtrot_stream`` and loaded one at a time in
-sorted order (see `foxtrot_stream.plugins`). Implement a hook with::
+sorted order (see `foxtrot_stream.contract.plugins`). Implement a hook with::
 
     from foxtrot_stream import hookimpl
 
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from foxtrot_stream.records import (
+    from foxtrot_stream.contract.records import (
         AdapterSpec,
         Connection,
         ConnectionEvents,
@@ -120,7 +120,7 @@ def connect(
 
 
 @hookspec(firstresult=True)
-def subscribe(
+def control_messages(
     adapter: ExchangeAdapter, method: str, streams: Sequence[str], next_id: Callable[[], int]
 ) -> list[str] | None:
     """Build the control messages that (un)subscribe `streams` on a live connection.

@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 import attrs
 import pluggy
 
-from foxtrot_stream import hookspecs
-from foxtrot_stream.records import (
+from foxtrot_stream.config.settings import GLOBAL_GROUPS, Settings, SettingsSchema
+from foxtrot_stream.contract import hookspecs
+from foxtrot_stream.contract.records import (
     AdapterSpec,
     Connection,
     ConnectionEvents,
@@ -36,11 +37,10 @@ from foxtrot_stream.records import (
     TickSink,
     TransportSpec,
 )
-from foxtrot_stream.settings import GLOBAL_GROUPS, Settings, SettingsSchema
 
 GROUP = "foxtrot_stream"
 CORE_DISTRIBUTION = "foxtrot-stream"  # its own plugin (policy, transport) is always needed
-log = logging.getLogger("foxtrot_stream.plugins")
+log = logging.getLogger("foxtrot_stream.contract.plugins")
 
 
 @attrs.frozen
@@ -322,6 +322,14 @@ class PluginHost:
         )
         return result
 
+    def stream_transport(self, adapter: str) -> str | None:
+        """The stream transport a feed of `adapter` connects over: one registered for this
+        adapter if any, else a general one (in registration order); None if none is."""
+        streams = [t for t in self.transports.values() if t.role == "stream"]
+        own = [t for t in streams if adapter in t.adapters]
+        chosen = own or [t for t in streams if not t.adapters]
+        return chosen[0].name if chosen else None
+
     def _serves_for(self, plugin: object, transport: str, adapter: str) -> bool:
         """A plugin's `connect` is asked for connections of its own adapters, and of the
         transports it registered (for the adapters they serve)."""
@@ -330,14 +338,14 @@ class PluginHost:
             t.name == transport and (not t.adapters or adapter in t.adapters) for t in transports
         )
 
-    def subscribe(
+    def control_messages(
         self,
         adapter: ExchangeAdapter,
         method: str,
         streams: Sequence[str],
         next_id: Callable[[], int],
     ) -> list[str]:
-        result: list[str] | None = self.pm.hook.subscribe(
+        result: list[str] | None = self.pm.hook.control_messages(
             adapter=adapter, method=method, streams=streams, next_id=next_id
         )
         return result or []

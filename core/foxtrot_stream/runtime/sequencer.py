@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import attrs
 
-from foxtrot_stream.model import Tick
+from foxtrot_stream.contract.model import Tick
 
 _NONE = -1
 _INF = math.inf

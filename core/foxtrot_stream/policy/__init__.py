@@ -1,0 +1,2 @@
+"""The pure state machines: reconnection backoff, circuit breaker, and the liveness
+contract's coverage."""

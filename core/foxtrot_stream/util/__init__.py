@@ -1,0 +1,1 @@
+"""Small leaf helpers: JSON with comments, redaction of credentials in URLs."""
