@@ -311,7 +311,7 @@ async def full_path(port: int, meter: Meter, syms: list[str]) -> None:
     host = PluginHost.discover()
     values = {
         "websocket.enabled": True,
-        "websocket.heartbeat.interval": 3600.0,
+        "websocket.heartbeat.interval": 300.0,
         "binance.ws_url": f"ws://127.0.0.1:{port}",
         "binance.rest_url": f"http://127.0.0.1:{port}",
     }
