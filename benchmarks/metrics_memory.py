@@ -45,7 +45,7 @@ def main() -> None:
                     ts,
                     ts * 1_000_000 + 40_000 + 7 * i,
                     TransportKind.WEBSOCKET,
-                )  # fmt: skip
+                )
             )
     metrics.sample(list(metrics.symbols))
     after = tracemalloc.get_traced_memory()[0]
