@@ -28,22 +28,21 @@ import json
 import logging
 import time
 
-from foxtrot_stream.config.settings import load
-from foxtrot_stream.contract.plugins import PluginHost
-from foxtrot_stream.runtime.feed import Feed
+from foxtrot_stream.testing.settings import FAST_SETTINGS
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
+
+try:
+    from foxtrot_stream.config.settings import load
+    from foxtrot_stream.contract.plugins import PluginHost
+    from foxtrot_stream.runtime.feed import Feed
+except ImportError:  # an older checkout: the core before it was laid out by its parts
+    from foxtrot_stream.feed import Feed  # type: ignore[no-redef]
+    from foxtrot_stream.plugins import PluginHost  # type: ignore[no-redef]
+    from foxtrot_stream.settings import load  # type: ignore[no-redef]
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 GUIDE = {"websocket.enabled": True}  # every other key at the guide's default
-FAST = {
-    "websocket.enabled": True,
-    "websocket.heartbeat.interval": 0.3,
-    "websocket.reconnect.base_delay": 0.05,
-    "websocket.reconnect.max_delay": 0.4,
-    "websocket.circuit_breaker.failure_threshold": 3,
-    "websocket.circuit_breaker.recovery_timeout": 1.0,
-    "http_fallback.interval": 0.2,
-}
+FAST = FAST_SETTINGS
 
 
 async def held(sim: Simulator) -> None:
