@@ -44,13 +44,15 @@ def test_bundled_plugins_are_found_through_entry_points(host: PluginHost) -> Non
             "binance": "foxtrot-stream-binance",
             "core": "foxtrot-stream",
             "http_fallback": "foxtrot-stream-http-fallback",
+            "okx": "foxtrot-stream-okx",
         }.items()
     )
     assert host.problems == []
-    assert set(host.adapters) >= {"binance"}
+    assert set(host.adapters) >= {"binance", "okx"}
     assert set(host.transports) >= {"websocket", "http"}
     assert set(host.policies) >= {"exponential"}
     assert str(host.origins["adapter:binance"]).startswith("foxtrot-stream-binance 0.1.0")
+    assert str(host.origins["adapter:okx"]).startswith("foxtrot-stream-okx 0.1.0")
 
 
 def test_third_party_plugin_adds_adapter_and_its_keys(

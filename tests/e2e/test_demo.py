@@ -31,3 +31,31 @@ def test_demo_shows_all_three_phases_and_exits_0() -> None:
     summary = next(line for line in lines if line.startswith("demo: BTCUSDT:"))
     assert "over http" in summary and "over websocket" in summary
     assert "Traceback" not in proc.stderr
+
+
+def test_the_okx_demo_narrates_failover_and_recovery_too() -> None:
+    """The demo runs any adapter with a simulator: OKX's, with OKX's symbols and loggers."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "foxtrot_stream", "demo", "--adapter", "okx", "--duration", "20",
+         "--format", "log"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    btc = [line for line in out.splitlines() if "] BTC-USDT: " in line]
+    assert [line.split("] BTC-USDT: ")[1].split(" (")[0] for line in btc] == [
+        "connecting → http",
+        "http → websocket",
+        "websocket → http",
+        "http → websocket",
+    ], out
+    assert "demo: Okx simulator on ws://127.0.0.1:" in out
+    assert "simulator: outage" in out and "circuit breaker opened" in out
+    assert "OkxAdapter: WebSocket connection established" in proc.stderr
+    assert "OkxAdapterWebSocket: Reconnecting..." in proc.stderr
+    assert "OkxAdapterError: WebSocket error..." in proc.stderr
+    summary = next(line for line in out.splitlines() if line.startswith("demo: BTC-USDT:"))
+    assert "over http" in summary and "over websocket" in summary
+    assert "Traceback" not in proc.stderr

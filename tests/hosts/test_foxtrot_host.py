@@ -247,7 +247,7 @@ def test_requests_it_cannot_serve_get_foxtrots_answers_and_one_log_line_each(
     adapter.close()
     text = events.log_text()
     assert "subscribe BTCUSDT.BINANCE: not connected" in text
-    assert "subscribe BTCUSDT.SSE: this adapter serves BINANCE only" in text
+    assert "subscribe BTCUSDT.SSE: this adapter serves BINANCE, OKX only" in text
     for what in ("orders", "quotes", "history queries", "order cancels", "account queries"):
         assert text.count(f"market data only: {what} not done") == 1, what
 
@@ -268,8 +268,9 @@ def test_each_plugin_names_its_foxtrot_exchange_else_the_adapters_name_else_glob
     assert exchange_for(spec("somewhere")) is fx.Exchange.GLOBAL
     monkeypatch.chdir(fx.trader)  # Foxtrot's EventEngine writes log folders where it starts
     adapter = fx.Adapter(fx.EventEngine(), "FTS")
-    assert adapter.exchanges == [fx.Exchange.BINANCE]  # the installed plugins'
-    assert adapter.adapter_of == {fx.Exchange.BINANCE: "binance"}
+    # the installed plugins' (the bundled binance and okx)
+    assert adapter.exchanges == [fx.Exchange.BINANCE, fx.Exchange.OKX]
+    assert adapter.adapter_of == {fx.Exchange.BINANCE: "binance", fx.Exchange.OKX: "okx"}
 
 
 def test_outside_foxtrot_the_import_error_says_so() -> None:
@@ -284,3 +285,38 @@ def test_outside_foxtrot_the_import_error_says_so() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     assert "runs inside the Foxtrot platform" in out
+
+
+def test_one_gateway_serves_binance_and_okx_side_by_side(
+    fx: Any, foxtrot_main: tuple[Any, Events]
+) -> None:
+    """With the OKX plugin installed, the gateway serves Exchange.OKX too: a subscription on
+    each exchange streams from its own adapter (OKX's simulator in a thread of its own), and
+    the ticks carry OKX's spelling of the symbol."""
+    import asyncio
+
+    from foxtrot_stream_okx.simulator import OkxSimulator
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="test-okx-simulator", daemon=True)
+    thread.start()
+    okx = asyncio.run_coroutine_threadsafe(OkxSimulator(("BTC-USDT",)).start(), loop).result(10)
+    main_engine, events = foxtrot_main
+    try:
+        main_engine.add_adapter(fx.Adapter)
+        main_engine.connect(okx.settings(), ADAPTER)  # the dialog's dotted keys
+        main_engine.subscribe(fx.SubscribeRequest("BTCUSDT", fx.Exchange.BINANCE), ADAPTER)
+        main_engine.subscribe(fx.SubscribeRequest("BTC-USDT", fx.Exchange.OKX), ADAPTER)
+
+        def seen() -> set[str]:
+            return {tick.vt_symbol for tick in events.of(fx.ev.EVENT_TICK)}
+
+        wait_until(lambda: {"BTCUSDT.BINANCE", "BTC-USDT.OKX"} <= seen(), 15, "both exchanges")
+        okx_tick = next(t for t in events.of(fx.ev.EVENT_TICK) if t.vt_symbol == "BTC-USDT.OKX")
+        assert okx_tick.exchange is fx.Exchange.OKX and okx_tick.bid_price_1 > 0
+    finally:
+        main_engine.close()
+        asyncio.run_coroutine_threadsafe(okx.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()

@@ -84,6 +84,9 @@ class SimulatorSpec:
     """`foxtrot-stream simulate <adapter> ARGS…`."""
     start: Callable[[Sequence[str], float], Awaitable[SimulatedExchange]]
     """Start one on 127.0.0.1 for (symbols, updates per second per symbol)."""
+    demo_symbols: tuple[str, ...] = ()
+    """The symbols `foxtrot-stream demo` streams from it, as the adapter spells them (empty:
+    Binance's spelling, ``BTCUSDT ETHUSDT BNBUSDT SOLUSDT``)."""
 
 
 @attrs.frozen

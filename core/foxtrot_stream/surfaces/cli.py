@@ -75,9 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="stream symbols (the main job)")
     r.add_argument("--config", help="settings file (default: $FOXTROT_SETTINGS or vt_setting.json)")
-    r.add_argument("--adapter", default="binance", help="adapter to stream from (default binance)")
+    r.add_argument(
+        "--adapter",
+        nargs="+",
+        default=["binance"],
+        metavar="A",
+        help="adapter(s) to stream from (default binance); several stream side by side, each "
+        "failing over on its own",
+    )
     which = r.add_mutually_exclusive_group()
-    which.add_argument("--symbols", nargs="+", metavar="S", help="symbols (default: the settings')")
+    which.add_argument(
+        "--symbols",
+        nargs="+",
+        metavar="S",
+        help="symbols (default: the settings'); with several adapters, name each one's "
+        "adapter: okx:BTC-USDT binance:BTCUSDT",
+    )
     which.add_argument(
         "--all",
         action="store_true",
@@ -266,38 +279,47 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
     loaded = _load(host, args.config)
     _print_problems(loaded)
     settings = loaded.settings
-    if args.adapter not in host.adapters:
-        installed = ", ".join(sorted(host.adapters)) or "none"
-        print(
-            f"foxtrot-stream: --adapter {args.adapter}: not installed (installed: {installed})",
-            file=sys.stderr,
-        )
+    adapters = list(dict.fromkeys(a.lower() for a in args.adapter))
+    for adapter in adapters:
+        if adapter not in host.adapters:
+            installed = ", ".join(sorted(host.adapters)) or "none"
+            print(
+                f"foxtrot-stream: --adapter {adapter}: not installed (installed: {installed})",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    host.check_required(settings, adapters)
+    plan = symbol_plan(adapters, args.symbols or [])
+    if isinstance(plan, str):
+        print(f"foxtrot-stream: {plan}", file=sys.stderr)
         return EXIT_USAGE
-    host.check_required(settings, [args.adapter])
-    symbols = [s.upper() for s in args.symbols] if args.symbols else []
-    symbols = symbols or list(settings.adapter(args.adapter).symbols)
-    if not symbols and not args.all_symbols:
-        print(
-            f"foxtrot-stream: no symbols to stream: name them (--symbols BTCUSDT ETHUSDT), set "
-            f'"websocket.{args.adapter}.symbols" in {settings_path(args.config)}, or stream '
-            "every symbol the exchange lists with --all",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    http_only = _http_only(settings, args.adapter)
-    if http_only:
-        print(
-            f"foxtrot-stream: {http_only} is false: polling over HTTP every "
-            f"{_poll_interval(settings):g}s, no WebSocket; set "
-            f'"{http_only}": true in {settings_path(args.config)} to stream',
-            file=sys.stderr,
-        )
+    for adapter in adapters:
+        plan[adapter] = plan[adapter] or list(settings.adapter(adapter).symbols)
+        if not plan[adapter] and not args.all_symbols:
+            example, source = "BTCUSDT ETHUSDT", ""
+            if len(adapters) > 1:
+                example, source = f"{adapter}:SYMBOL", f" from {adapter}"
+            print(
+                f"foxtrot-stream: no symbols to stream{source}: name them (--symbols "
+                f'{example}), set "websocket.{adapter}.symbols" in '
+                f"{settings_path(args.config)}, or stream every symbol the exchange lists with "
+                "--all",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        http_only = _http_only(settings, adapter)
+        if http_only:
+            print(
+                f"foxtrot-stream: {http_only} is false: polling over HTTP every "
+                f"{_poll_interval(settings):g}s, no WebSocket; set "
+                f'"{http_only}": true in {settings_path(args.config)} to stream',
+                file=sys.stderr,
+            )
     return asyncio.run(
         runner.run(
             host,
             settings,
-            args.adapter,
-            symbols,
+            plan,
             all_symbols=args.all_symbols,
             duration=args.duration,
             fmt=args.fmt,
@@ -305,6 +327,28 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
             serve_options=args.serve_options,
         )
     )
+
+
+def symbol_plan(adapters: list[str], symbols: list[str]) -> dict[str, list[str]] | str:
+    """adapter → the `--symbols` that are its (upper case), or what is wrong with them.
+
+    A symbol may name its adapter, `okx:BTC-USDT` (symbols never contain `:`); one that does
+    not belongs to the only adapter, and is ambiguous when several are streamed. An adapter
+    none of them names streams its settings' symbols (`websocket.<adapter>.symbols`)."""
+    plan: dict[str, list[str]] = {a: [] for a in adapters}
+    for text in symbols:
+        adapter, qualified, symbol = text.rpartition(":")
+        if not qualified:
+            if len(adapters) > 1:
+                return (
+                    f"--symbols {text}: name its adapter ({adapters[0]}:{text} …) when "
+                    f"streaming from {' and '.join(adapters)}"
+                )
+            adapter = adapters[0]
+        if adapter.lower() not in plan:
+            return f"--symbols {text}: {adapter} is not among --adapter {' '.join(adapters)}"
+        plan[adapter.lower()].append(symbol.upper())
+    return plan
 
 
 def _http_only(settings: Settings, adapter: str) -> str:

@@ -146,7 +146,8 @@ async def run_demo(
         else:
             print(line, flush=True)
 
-    sim = await spec.simulator.start(DEMO_SYMBOLS, 5.0)
+    symbols = spec.simulator.demo_symbols or DEMO_SYMBOLS
+    sim = await spec.simulator.start(symbols, 5.0)
     values = demo_settings(duration) | sim.settings()
     settings = load(text=json.dumps(values), schema=host.schema()).settings
     feed = Feed(host, settings, adapter)
@@ -164,15 +165,16 @@ async def run_demo(
         feed.add_consumer(live)
     stop = asyncio.Event()
     outage_at, outage_for = 0.2 * duration, 0.3 * duration
+    exchange = spec.display_name.removesuffix("Adapter")
     say(
-        f"demo: Binance simulator on {redact(str(values.get(f'{adapter}.ws_url')))}; the guide's "
-        "configuration "
+        f"demo: {exchange} simulator on {redact(str(values.get(f'{adapter}.ws_url')))}; the "
+        "guide's configuration "
         f"with timings scaled to {duration:g}s; outage scripted at {outage_at:.0f}s "
         f"for {outage_for:.0f}s"
     )
     with stop_on_signals(stop):
         try:
-            await feed.start(DEMO_SYMBOLS)
+            await feed.start(symbols)
             if live is not None:
                 live.start()
             outage_done = False

@@ -7,7 +7,7 @@ import contextlib
 import gc
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from foxtrot_stream.config.settings import Settings
 from foxtrot_stream.contract.plugins import PluginHost
@@ -39,8 +39,7 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
 async def run(
     host: PluginHost,
     settings: Settings,
-    adapter: str,
-    symbols: Sequence[str],
+    plan: Mapping[str, Sequence[str]],
     *,
     duration: float | None,
     fmt: str,
@@ -48,9 +47,12 @@ async def run(
     all_symbols: bool = False,
     serve_options: ServeOptions | None = None,
 ) -> int:
-    feed = Feed(host, settings, adapter)
+    """Stream `plan` (adapter → its symbols): one feed per adapter, each with its own
+    connections, breakers and polling, so one exchange's outage never moves the other's
+    symbols; one output, one status page and one `/metrics` for all of them."""
+    feeds = [Feed(host, settings, adapter) for adapter in plan]
     try:
-        server = await serve_feeds(lambda: [feed], serve, serve_options)
+        server = await serve_feeds(lambda: feeds, serve, serve_options)
     except ServeAddressError as exc:
         print(f"foxtrot-stream: {exc}", file=sys.stderr)
         return 2
@@ -59,14 +61,16 @@ async def run(
     table: LiveTable | None = None
     if fmt == "jsonl":
         jsonl = JsonLines()
-        feed.add_consumer(jsonl)
+        for feed in feeds:
+            feed.add_consumer(jsonl)
     else:
-        table = LiveTable([feed])
-        feed.add_consumer(table)
+        table = LiveTable(feeds)
+        for feed in feeds:
+            feed.add_consumer(table)
         table.start()
     try:
         with stop_on_signals(stop):
-            return await _stream(feed, symbols, stop, duration, jsonl, table, all_symbols)
+            return await _stream(feeds, plan, stop, duration, jsonl, table, all_symbols)
     finally:
         if server is not None:
             await server.stop()
@@ -77,9 +81,28 @@ async def run(
         gc.freeze()
 
 
+async def _start(feed: Feed, symbols: Sequence[str], all_symbols: bool) -> str | None:
+    """Start one feed; what went wrong, None if it streams something."""
+    if all_symbols:
+        await feed.start()
+        try:
+            listed = await feed.trading_symbols()
+        except (TypeError, PollError) as exc:
+            return f"--all: {exc}"
+        feed.log.info("--all: %d symbols the exchange lists as trading", len(listed))
+        symbols = listed
+        await feed.subscribe(symbols)
+    else:
+        await feed.start(symbols)
+    if not feed.symbols:
+        refused = ", ".join(sorted(feed.refused)) or ", ".join(symbols)
+        return f"nothing to stream: {refused} refused"
+    return None
+
+
 async def _stream(
-    feed: Feed,
-    symbols: Sequence[str],
+    feeds: Sequence[Feed],
+    plan: Mapping[str, Sequence[str]],
     stop: asyncio.Event,
     duration: float | None,
     jsonl: JsonLines | None,
@@ -87,22 +110,12 @@ async def _stream(
     all_symbols: bool = False,
 ) -> int:
     try:
-        if all_symbols:
-            await feed.start()
-            try:
-                listed = await feed.trading_symbols()
-            except (TypeError, PollError) as exc:
-                print(f"foxtrot-stream: --all: {exc}", file=sys.stderr)
+        for feed in feeds:
+            problem = await _start(feed, plan[feed.name], all_symbols)
+            if problem is not None:
+                which = f" ({feed.name})" if len(feeds) > 1 else ""
+                print(f"foxtrot-stream: {problem}{which}", file=sys.stderr)
                 return 2
-            feed.log.info("--all: %d symbols the exchange lists as trading", len(listed))
-            symbols = listed
-            await feed.subscribe(symbols)
-        else:
-            await feed.start(symbols)
-        if not feed.symbols:
-            refused = ", ".join(sorted(feed.refused)) or ", ".join(symbols)
-            print(f"foxtrot-stream: nothing to stream: {refused} refused", file=sys.stderr)
-            return 2
         async with asyncio.timeout(duration):
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):  # a quarter second: redraw
@@ -113,7 +126,8 @@ async def _stream(
     except TimeoutError:
         pass  # --duration reached
     finally:
-        await feed.stop()
+        for feed in feeds:
+            await feed.stop()
         if jsonl is not None:
             await _close_jsonl(jsonl)
         if table is not None:
