@@ -18,7 +18,8 @@ CPU is user + system time of the whole process (every thread) over that span, fr
 that drops ticks never reaches the last count: then the span ends when the engine says every
 tick was received and nothing is queued, and the drops are printed.
 
-Run: `uv run python benchmarks/thread_bridge.py` (about 40 s; `--rounds`, `--frames`).
+Run: `uv run python benchmarks/thread_bridge.py` (about 90 s, 15 s with `--no-foxtrot`;
+`--rounds`, `--frames`).
 
 `--keeps-up RATE` measures something else: drops with a consumer that keeps up. A real
 `StreamEngine` with one default consumer (it appends each tick to a list) streams 6 symbols
