@@ -72,15 +72,19 @@ def exchange_for(spec: AdapterSpec) -> Any:
     return getattr(Exchange, spec.name.upper(), Exchange.GLOBAL)
 
 
-def _utc(seconds: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+_UTC = dt.UTC
+_from_timestamp = dt.datetime.fromtimestamp  # (tz positional: 0.2 µs against 0.34 µs by name)
 
 
 def to_tick_data(tick: Tick, adapter_name: str, exchange: Any, symbol: str | None = None) -> Any:
     """Our `Tick` as Foxtrot `TickData`: level-1 book, last price (0 when unknown),
-    `datetime` from the exchange's event time (else the receive time), UTC-aware."""
-    received = _utc(tick.received_ts / 1e9)
-    when = _utc(tick.exchange_ts / 1000) if tick.exchange_ts is not None else received
+    `datetime` from the exchange's event time (else the receive time), UTC-aware.
+
+    Once per tick on the consumer thread: Foxtrot's `TickData(...)` itself is about 1.4 µs of
+    it; the datetimes are built without a helper call or a keyword argument."""
+    received = _from_timestamp(tick.received_ts / 1e9, _UTC)
+    exchange_ts = tick.exchange_ts
+    when = received if exchange_ts is None else _from_timestamp(exchange_ts / 1000, _UTC)
     return TickData(
         adapter_name=adapter_name,
         symbol=symbol or tick.symbol,
