@@ -124,6 +124,8 @@ def test_the_tutorial_builds_a_whole_plugin() -> None:
         "kestrel/tests/test_conformance.py",
     }
     assert len(TUTORIAL.references) == 2 and TUTORIAL.snippets and TUTORIAL.json
+    hooks = {h for s in TUTORIAL.snippets for h in re.findall(r"@hookimpl.*\ndef (\w+)", s)}
+    assert {"on_failure", "on_state_change", "on_message"} <= hooks
 
 
 def test_the_plugin_imports_only_the_public_api() -> None:
@@ -140,8 +142,23 @@ def test_every_python_block_compiles_and_every_snippet_runs(installed: Installed
     for block in TUTORIAL.references:
         # a signature listing: each `def …` line given a body
         compile(re.sub(r"^(def .*)$", r"\1: ...", block, flags=re.M), "reference", "exec")
-    for snippet in TUTORIAL.snippets:
-        _python(snippet, installed.env, installed.project)
+    snippets = installed.project.parent / "snippets"  # beside the project, not in it
+    snippets.mkdir(exist_ok=True)
+    for n, snippet in enumerate(TUTORIAL.snippets):
+        # run as a module; one with hook implementations must register without a problem
+        (snippets / f"snippet_{n}.py").write_text(snippet, encoding="utf-8")
+        out = _python(
+            "from foxtrot_stream.contract.plugins import Origin, PluginHost\n"
+            f"import snippet_{n} as snippet\n"
+            "host = PluginHost.discover()\n"
+            "loaded = host.register(snippet, Origin('snippet', 'snippet', 'snippet', '0'))\n"
+            "print(host.problems or sorted(loaded.hooks))\n",
+            installed.env,
+            snippets,
+        )
+        if "@hookimpl" in snippet:
+            hooks = re.findall(r"@hookimpl.*\ndef (\w+)", snippet)
+            assert out.strip() == str(sorted(hooks)), out
 
 
 def test_the_plugin_is_discovered(installed: Installed) -> None:
