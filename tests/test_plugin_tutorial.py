@@ -60,7 +60,9 @@ def parse() -> Tutorial:
         first, _, rest = body.partition("\n")
         named = FILE.match(first)
         if lang in ("python", "toml") and named:
-            files[named.group(1)] = files.get(named.group(1), "") + rest
+            so_far = files.get(named.group(1))
+            gap = "\n" if rest.startswith(" ") else "\n\n"  # after a method, after a class
+            files[named.group(1)] = rest if so_far is None else so_far + gap + rest
         elif lang == "python" and first.startswith(REFERENCE):
             references.append(body)
         elif lang == "python":
@@ -159,6 +161,25 @@ def test_every_python_block_compiles_and_every_snippet_runs(installed: Installed
         if "@hookimpl" in snippet:
             hooks = re.findall(r"@hookimpl.*\ndef (\w+)", snippet)
             assert out.strip() == str(sorted(hooks)), out
+
+
+def test_the_plugin_is_as_clean_as_the_projects_own_code(installed: Installed) -> None:
+    """What a reader's ruff says of the written project (this project's rules, the reader's
+    import sections: foxtrot_stream third-party, foxtrot_kestrel first-party)."""
+    ruff = BIN / "ruff"
+    if not ruff.exists():
+        pytest.skip("ruff is not installed (the dev group)")
+    options = ["--isolated", "--no-cache", "--line-length", "100", "--target-version", "py311"]
+    rules = ["--select", "E,F,W,I,B,UP,SIM,RUF,ASYNC"]
+    for command in (["check", *rules], ["format", "--check"]):
+        done = subprocess.run(
+            [str(ruff), *command, *options, "."],
+            cwd=installed.project,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout[-3000:]
 
 
 def test_the_plugin_is_discovered(installed: Installed) -> None:
