@@ -2,12 +2,14 @@
 
 The blocks are taken in document order. A ```python or ```toml block whose first line is a
 comment naming a file (`# kestrel/src/foxtrot_kestrel/adapter.py`) is written to that file
-(blocks naming the same file are appended); a block whose first line says `# reference only`
+(blocks naming the same file are appended, after one blank line, or two before top-level
+code); a block whose first line says `# reference only`
 is a list of signatures and is only compiled; any other ```python block is a standalone snippet
 that must run (its imports included). The plugin is then installed as a real distribution (a
 `.dist-info` with the pyproject's entry points, next to the source directory its build section
-names), discovered, tested with the kit by a pytest run of the tutorial's own test file, and
-streamed from with the tutorial's commands (its `vt_setting.json`, on a free port).
+names), linted as a reader's ruff would, discovered, tested with the kit by a pytest run of
+the tutorial's own test file, and streamed from with the tutorial's commands (its
+`vt_setting.json`, on a free port).
 """
 
 from __future__ import annotations
