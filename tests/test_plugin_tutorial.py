@@ -3,13 +3,13 @@
 The blocks are taken in document order. A ```python or ```toml block whose first line is a
 comment naming a file (`# kestrel/src/foxtrot_kestrel/adapter.py`) is written to that file
 (blocks naming the same file are appended, after one blank line, or two before top-level
-code); a block whose first line says `# reference only`
-is a list of signatures and is only compiled; any other ```python block is a standalone snippet
-that must run (its imports included). The plugin is then installed as a real distribution (a
-`.dist-info` with the pyproject's entry points, next to the source directory its build section
-names), linted as a reader's ruff would, discovered, tested with the kit by a pytest run of
-the tutorial's own test file, and streamed from with the tutorial's commands (its
-`vt_setting.json`, on a free port).
+code); a block whose first line says `# reference only` is a list of signatures and is only
+compiled; any other ```python block is a standalone snippet that must run (its imports
+included) and, if it implements hooks, register without a problem. The plugin's wheel is then
+built from its pyproject.toml and installed (unpacked onto the path of the subprocesses); the
+project is linted as a reader's ruff would, the plugin discovered, tested with the kit by a
+pytest run of the tutorial's own test file, and streamed from with the tutorial's commands
+(its `vt_setting.json`, on a free port).
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 import pytest
 
-from foxtrot_stream.testing import fake_distribution
 from foxtrot_stream.testing.kit import ConformanceSuite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,24 +86,29 @@ class Installed:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """The tutorial's files written under a temporary directory, and the distribution
-    installed for subprocesses: a `.dist-info` with the pyproject's entry points in `site`,
-    and the source directory its wheel section names on the path."""
+    """The tutorial's files written under a temporary directory, its wheel built (by uv,
+    offline: hatchling comes from uv's cache) and installed for subprocesses: a pure wheel
+    unpacked into a directory on the path is an installed distribution, entry points and all."""
     base = tmp_path_factory.mktemp("tutorial")
     for name, text in TUTORIAL.files.items():
         path = base / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     project = base / "kestrel"
-    meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
-    entry_points = meta["project"]["entry-points"]["foxtrot_stream"]
-    site = fake_distribution(
-        base / "site", meta["project"]["name"], meta["project"]["version"], entry_points
+    built = subprocess.run(
+        ["uv", "build", "--wheel", "--offline", "-q", "-o", str(base / "dist")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    packages = meta["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
-    sources = sorted({str((project / p).parent) for p in packages})
+    assert built.returncode == 0, f"uv build --offline: {built.stderr[-3000:]}"
+    (wheel,) = (base / "dist").glob("*.whl")
+    site = base / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
     env = {k: v for k, v in os.environ.items() if k != "FOXTROT_SETTINGS"}
-    env["PYTHONPATH"] = os.pathsep.join([str(site), *sources, env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return Installed(project, env)
 
