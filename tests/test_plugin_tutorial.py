@@ -169,21 +169,29 @@ def test_every_python_block_compiles_and_every_snippet_runs(installed: Installed
             assert out.strip() == str(sorted(hooks)), out
 
 
-def test_the_plugin_is_as_clean_as_the_projects_own_code(installed: Installed) -> None:
-    """What a reader's ruff says of the written project (this project's rules, the reader's
-    import sections: foxtrot_stream third-party, foxtrot_kestrel first-party)."""
-    ruff = BIN / "ruff"
-    if not ruff.exists():
-        pytest.skip("ruff is not installed (the dev group)")
+def test_the_plugin_is_as_clean_as_the_projects_own_code(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """What a reader's ruff and mypy say of the written project: this project's rules (ruff's
+    selection, `mypy --strict`), the reader's import sections (foxtrot_stream third-party,
+    foxtrot_kestrel first-party)."""
+    if not (BIN / "ruff").exists() or not (BIN / "mypy").exists():
+        pytest.skip("ruff and mypy come with the dev group")
     options = ["--isolated", "--no-cache", "--line-length", "100", "--target-version", "py311"]
     rules = ["--select", "E,F,W,I,B,UP,SIM,RUF,ASYNC"]
-    for command in (["check", *rules], ["format", "--check"]):
+    mypy = ["--strict", "--explicit-package-bases", "--cache-dir", str(tmp_path), "src", "tests"]
+    for command in (
+        [BIN / "ruff", "check", *rules, *options, "."],
+        [BIN / "ruff", "format", "--check", *options, "."],
+        [BIN / "mypy", *mypy],
+    ):
         done = subprocess.run(
-            [str(ruff), *command, *options, "."],
+            [str(c) for c in command],
             cwd=installed.project,
+            env={**installed.env, "MYPYPATH": "src"},
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=120,
         )
         assert done.returncode == 0, done.stdout[-3000:]
 
