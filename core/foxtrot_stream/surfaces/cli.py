@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+import attrs
+
 from foxtrot_stream import __version__
 from foxtrot_stream.config.settings import (
     DEFAULT_FILE,
@@ -88,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--duration", type=_positive, help="stop after this many seconds")
     r.add_argument("--format", choices=("table", "jsonl"), default="table", dest="fmt")
     r.add_argument("--serve", type=_address, metavar="HOST:PORT", help=SERVE_HELP)
+    r.add_argument(
+        "--sink",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also publish every tick to this sink (e.g. redis://127.0.0.1:6379/0: the "
+        "installed sink plugin for the URL's scheme; repeatable)",
+    )
     _serve_options(r)
 
     d = sub.add_parser(
@@ -274,6 +284,18 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     host.check_required(settings, [args.adapter])
+    for url in args.sink:
+        spec = host.sink_for_url(url)
+        if spec is None:
+            schemes = sorted(x for k in host.sinks.values() for x in k.schemes)
+            print(
+                f"foxtrot-stream: --sink {redact(url)}: no installed sink takes this URL "
+                f"(schemes installed: {', '.join(schemes) or 'none'})",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        own = attrs.evolve(settings.plugins[spec.key], enabled=True, url=url)
+        settings = attrs.evolve(settings, plugins={**settings.plugins, spec.key: own})
     symbols = [s.upper() for s in args.symbols] if args.symbols else []
     symbols = symbols or list(settings.adapter(args.adapter).symbols)
     if not symbols and not args.all_symbols:
