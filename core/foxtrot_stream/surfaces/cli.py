@@ -232,6 +232,11 @@ def cmd_plugins(host: PluginHost, args: argparse.Namespace) -> int:
         for name in plugin.policies:
             in_use = " (in use)" if name == settings.websocket.policy else ""
             print(f"  policy    {name}{in_use}: {host.policies[name].description}")
+        for name in plugin.sinks:
+            sink = host.sinks[name]
+            on = getattr(settings.plugins.get(sink.key), "enabled", False) is True
+            state = "enabled" if on else f"off ({sink.key}.enabled is false)"
+            print(f"  sink      {name}: {state}: {sink.description}")
         if plugin.hooks:
             print(f"  hooks     {', '.join(plugin.hooks)}")
     for problem in host.problems:
