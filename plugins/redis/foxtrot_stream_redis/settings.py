@@ -39,8 +39,9 @@ class RedisSettings:
     buffer: PositiveInt = attrs.field(
         default=PositiveInt(100_000),
         metadata=ranged(
-            "Ticks held while Redis is down or slow; beyond it the oldest waiting tick is "
-            "dropped (counted). Local consumers are never held back.",
+            "Ticks held while Redis is down or slow (besides the one batch being written); "
+            "beyond it the oldest waiting tick is dropped (counted). Local consumers are never "
+            "held back.",
             low=1,
             high=10_000_000,
         ),
