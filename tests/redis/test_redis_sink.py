@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,6 +19,7 @@ from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
 from foxtrot_stream_redis.ids import StreamIds, parse_id, stream_key
 from foxtrot_stream_redis.settings import RedisSettings
 from foxtrot_stream_redis.sink import RedisSink, entry
+from foxtrot_stream_redis.source import RedisSource
 
 from redis_helpers import RedisServer, settings_with_redis
 
@@ -270,3 +272,40 @@ async def test_a_long_outage_drops_within_the_bound_counted_and_in_order(
         assert all(any(f == d for d in it) for f in stream)  # a subsequence: in order
         total += len(stream)
     assert total == health["written"]
+
+
+async def test_a_redis_source_reads_back_every_tick_and_resumes_exactly_after_a_restart(
+    host: PluginHost, sim: Simulator, redis_server: RedisServer
+) -> None:
+    """A host consuming from Redis instead of the exchange: the ticks it reads are the ticks the
+    feed delivered (equal `Tick`s), none skipped and none twice across a Redis restart."""
+    settings = settings_with_redis(host, sim, redis_server.url, websocket__heartbeat__interval=1.0)
+    source = RedisSource(
+        redis_server.url, "binance", SYMBOLS, start="oldest", block=0.2, retry_max=0.2
+    )
+    read: list[Tick] = []
+
+    async def consume() -> None:
+        async for t in source.ticks():
+            read.append(t)
+
+    reader = asyncio.create_task(consume())
+    feed = Feed(host, settings, "binance")
+    rec = Recorder()
+    feed.add_consumer(rec)
+    await feed.start(SYMBOLS)
+    await wait_for(lambda: len(read) >= 60, 10, "ticks read from Redis")
+    await asyncio.to_thread(redis_server.stop)
+    await asyncio.sleep(0.8)
+    await asyncio.to_thread(redis_server.start)
+    await wait_for(lambda: len(rec.ticks) >= len(read) + 60, 10, "more ticks")
+    await feed.stop()
+    await wait_for(lambda: len(read) == len(rec.ticks), 5, "the reader catching up")
+    await asyncio.sleep(0.3)  # and nothing more
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
+    await source.aclose()
+    for symbol in SYMBOLS:
+        assert [t for t in read if t.symbol == symbol] == rec.of(symbol)
+    assert source.reconnects >= 1 and source.errors >= 1
