@@ -7,7 +7,7 @@ from pathlib import Path
 
 import foxtrot_stream
 
-PLUGIN_PACKAGES = ("foxtrot_stream_binance", "foxtrot_stream_http_fallback")
+PLUGIN_PACKAGES = ("foxtrot_stream_binance", "foxtrot_stream_http_fallback", "foxtrot_stream_redis")
 
 
 def test_core_imports_no_plugin() -> None:

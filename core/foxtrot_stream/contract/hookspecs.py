@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         FrameHandler,
         PolicySpec,
         Poller,
+        SinkSpec,
         StateChange,
         TickSink,
         TransportSpec,
@@ -92,6 +93,22 @@ def register_policies() -> Sequence[PolicySpec]:
     Called: once, at plugin-load time. Returns: a list of `PolicySpec`; not ``firstresult``.
     The core registers ``exponential`` (the guide's timeline and breaker); the feed uses the
     policy named by ``websocket.policy``. On raise: as `register_adapters`.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def register_sinks() -> Sequence[SinkSpec]:
+    """Declare the tick sinks this plugin provides (where feeds publish what they deliver).
+
+    Called: once, at plugin-load time. Returns: a list of `SinkSpec`; not ``firstresult``.
+    A sink owns the settings keys under ``SinkSpec.key`` and is enabled by ``<key>.enabled``
+    (or ``foxtrot-stream run --sink URL`` with one of its `schemes`); each feed then builds one
+    with ``factory(settings, adapter)``, awaits its ``start()``, calls its ``put(tick)`` on the
+    loop for every delivered tick (it must only buffer: bounded, drops counted), awaits its
+    ``stop()`` (a flush) when the feed stops, and shows its ``health()`` in ``status()`` and
+    ``/metrics``. A sink whose ``start`` raises is logged and counted; the feed goes on
+    without it. On raise (of this hook): as `register_adapters`.
     """
     raise NotImplementedError
 

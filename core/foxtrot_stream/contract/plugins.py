@@ -33,6 +33,7 @@ from foxtrot_stream.contract.records import (
     FrameHandler,
     PolicySpec,
     Poller,
+    SinkSpec,
     StateChange,
     TickSink,
     TransportSpec,
@@ -63,6 +64,7 @@ class LoadedPlugin:
     transports: tuple[str, ...]
     policies: tuple[str, ...]
     hooks: tuple[str, ...]
+    sinks: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -111,6 +113,7 @@ class PluginHost:
         self.adapters: dict[str, AdapterSpec] = {}
         self.transports: dict[str, TransportSpec] = {}
         self.policies: dict[str, PolicySpec] = {}
+        self.sinks: dict[str, SinkSpec] = {}
         self._serves: dict[int, tuple[frozenset[str], tuple[TransportSpec, ...]]] = {}
         """id(plugin object) → (its adapters, its transports): whom its `connect` serves."""
         self._connect_callers: dict[tuple[str, str], Any] = {}
@@ -165,7 +168,8 @@ class PluginHost:
             adapters = self._collect(plugin, "register_adapters", AdapterSpec)
             transports = self._collect(plugin, "register_transports", TransportSpec)
             policies = self._collect(plugin, "register_policies", PolicySpec)
-            self._check_names(origin, adapters, transports, policies)
+            sinks = self._collect(plugin, "register_sinks", SinkSpec)
+            self._check_names(origin, adapters, transports, policies, sinks)
         except _Refused as exc:
             self.pm.unregister(name=name)
             return self._skip(origin, str(exc))
@@ -180,6 +184,9 @@ class PluginHost:
         for p in policies:
             self.policies[p.name] = p
             self.origins[f"policy:{p.name}"] = origin
+        for k in sinks:
+            self.sinks[k.name] = k
+            self.origins[f"sink:{k.name}"] = origin
         hooks = tuple(
             sorted(
                 hc.name
@@ -194,6 +201,7 @@ class PluginHost:
             tuple(t.name for t in transports),
             tuple(p.name for p in policies),
             hooks,
+            tuple(k.name for k in sinks),
         )
         self.plugins.append(loaded)
         return loaded
@@ -236,8 +244,16 @@ class PluginHost:
         adapters: list[AdapterSpec],
         transports: list[TransportSpec],
         policies: list[PolicySpec],
+        sinks: Sequence[SinkSpec] = (),
     ) -> None:
-        for kind, items in (("adapter", adapters), ("transport", transports), ("policy", policies)):
+        kinds: tuple[tuple[str, Sequence[AdapterSpec | TransportSpec | PolicySpec | SinkSpec]], ...]
+        kinds = (
+            ("adapter", adapters),
+            ("transport", transports),
+            ("policy", policies),
+            ("sink", sinks),
+        )
+        for kind, items in kinds:
             names = [i.name for i in items]
             for n in names:
                 other = self.origins.get(f"{kind}:{n}")
@@ -251,9 +267,11 @@ class PluginHost:
                     f"adapter name {a.name!r} collides with the global key websocket.{a.name}"
                 )
         taken = set(self.schema().plugin_settings)
-        for key in [a.name for a in adapters if a.settings_cls] + [
-            t.settings_key or t.name for t in transports if t.settings_cls
-        ]:
+        for key in (
+            [a.name for a in adapters if a.settings_cls]
+            + [t.settings_key or t.name for t in transports if t.settings_cls]
+            + [k.key for k in sinks]
+        ):
             if key in taken or key == "websocket":
                 raise _Refused(f"settings key {key!r} is already owned by another plugin")
             taken.add(key)
@@ -271,6 +289,8 @@ class PluginHost:
         for p in self.policies.values():
             if p.settings_cls is not None:
                 plugin_settings[p.name] = p.settings_cls
+        for k in self.sinks.values():
+            plugin_settings[k.key] = k.settings_cls
         return SettingsSchema(tuple(sorted(self.adapters)), plugin_settings)
 
     def check_required(self, settings: Settings, symbols_for: Iterable[str] = ()) -> None:
@@ -321,6 +341,20 @@ class PluginHost:
             context=context, transport=transport, symbols=symbols, listener=listener
         )
         return result
+
+    def sink_for_url(self, url: str) -> SinkSpec | None:
+        """The sink whose `schemes` include `url`'s scheme (`redis://…` → the Redis sink)."""
+        scheme = url.partition("://")[0].lower()
+        return next((k for k in self.sinks.values() if scheme in k.schemes), None)
+
+    def enabled_sinks(self, settings: Settings) -> list[tuple[SinkSpec, Any]]:
+        """Each sink the settings enable (``<key>.enabled``), with its settings object."""
+        out = []
+        for spec in self.sinks.values():
+            obj = settings.plugins.get(spec.key)
+            if obj is not None and getattr(obj, "enabled", False) is True:
+                out.append((spec, obj))
+        return out
 
     def stream_transport(self, adapter: str) -> str | None:
         """The stream transport a feed of `adapter` connects over: one registered for this

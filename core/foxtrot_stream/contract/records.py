@@ -133,6 +133,64 @@ class TransportSpec:
     `"poll"`: it polls (`fallback`), like the bundled `http`."""
 
 
+@runtime_checkable
+class Sink(Protocol):
+    """Where a feed publishes every tick it delivers, beyond this process (a Redis stream, a
+    file, a message bus): built by a `SinkSpec`'s factory, one per feed.
+
+    The feed calls `put` on its event loop for every delivered tick, like any consumer: it must
+    be cheap and never wait (append to a bounded buffer; a task of the sink's own writes it
+    out). When the destination is down or slow the sink buffers within its bound and counts
+    what it drops; it never slows the feed or its other consumers.
+    """
+
+    name: str
+
+    async def start(self) -> None:
+        """Called by the feed as it starts, before the first `put`: start the writer task. It
+        must not wait for the destination (one that is down is retried by the sink)."""
+        ...
+
+    def put(self, tick: Tick) -> None:
+        """One delivered tick, on the feed's loop: buffer it (bounded, counted)."""
+        ...
+
+    async def stop(self) -> None:
+        """Called by the feed as it stops, after the last `put`: flush what is buffered
+        (within the sink's own time limit), then close."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """Plain JSON-safe counters for `status()` and `/metrics`: at least ``connected``
+        (bool), ``written``, ``dropped``, ``queued``, ``reconnects`` and ``errors`` (ints);
+        a sink may add its own (the Redis sink adds ``duplicates``)."""
+        ...
+
+
+@attrs.frozen
+class SinkSpec:
+    """A tick sink: what `register_sinks` returns.
+
+    `settings_cls` (an attrs class with defaults for every field) owns the keys under
+    `settings_key` (default: `name`), and must have an `enabled` boolean: the feed builds a sink
+    for each spec whose settings say ``<key>.enabled = true``. `schemes` are the URL schemes
+    `foxtrot-stream run --sink URL` hands to this sink (it sets ``<key>.enabled`` and
+    ``<key>.url``, so a sink with schemes has a `url` string too). `factory(settings, adapter)`
+    builds one sink for the feed of `adapter`.
+    """
+
+    name: str = attrs.field(validator=_is_identifier)
+    settings_cls: type[Any]
+    factory: Callable[[Any, str], Sink]
+    settings_key: str | None = None
+    schemes: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.settings_key or self.name
+
+
 class BackoffPolicy(Protocol):
     """One connection's reconnection schedule, as its supervisor drives it. The core's
     `foxtrot_stream.policy.backoff.Backoff` (the guide's 1, 2, 4 … 60 s) is one; a policy

@@ -45,6 +45,7 @@ from foxtrot_stream.contract.records import (
     RateLimited,
     RestHold,
     ServerClock,
+    Sink,
     StateChange,
     SymbolLister,
     TickSink,
@@ -138,6 +139,8 @@ class Feed:
         self.error_log = logging.getLogger(f"{self.display}Error")
         self.consumers: list[Consumer] = []
         self.buffers: list[ConflatingBuffer] = []
+        self.sinks: list[Sink] = []
+        """The sinks the settings enable (`register_sinks`), built and started by `start()`."""
         self.counters = FeedCounters()
         self.sequencer = Sequencer(
             self.consumers,
@@ -244,7 +247,34 @@ class Feed:
         self._spawn(self._sample_metrics(), f"{self.name}-metrics")
         if isinstance(self.adapter, ServerClock):
             self._spawn(self._sync_clock(self.adapter), f"{self.name}-clock")
+        await self._start_sinks()
         await self.subscribe(symbols)
+
+    async def _start_sinks(self) -> None:
+        """Build and start each sink the settings enable; each is one more consumer (its `put`
+        only buffers). A sink that cannot be built or started is reported, not fatal."""
+        for spec, settings in self.host.enabled_sinks(self.settings):
+            try:
+                sink = spec.factory(settings, self.name)
+                await sink.start()
+            except Exception:
+                self.counters.plugin_errors += 1
+                self.error_log.exception(
+                    "sink %s did not start; the feed goes on without it", spec.name
+                )
+                continue
+            self.sinks.append(sink)
+            self.consumers.append(sink.put)
+            self.log.info("publishing to sink %s", spec.name)
+
+    def _sink_health(self) -> list[dict[str, Any]]:
+        out = []
+        for sink in self.sinks:
+            try:
+                out.append(dict(sink.health()))
+            except Exception as exc:
+                out.append({"name": getattr(sink, "name", "?"), "error": repr(exc)})
+        return out
 
     # --- subscriptions -------------------------------------------------------------------------
 
@@ -717,6 +747,7 @@ class Feed:
             ],
             refused=dict(self.refused),
             changes=list(self.changes),
+            sinks=self._sink_health(),
         )
 
     def status_record(self) -> AdapterStatus:
@@ -800,6 +831,12 @@ class Feed:
                 await task
         for buffer in self.buffers:  # what was received reaches its consumer
             await buffer.drain()
+        for sink in self.sinks:  # and its sinks (each flushes within its own time limit)
+            try:
+                await sink.stop()
+            except Exception:
+                self.counters.plugin_errors += 1
+                self.error_log.exception("sink %s failed to stop cleanly", sink.name)
         if self._session is not None:
             await self._session.close()
             self._session = None

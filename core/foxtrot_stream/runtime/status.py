@@ -174,6 +174,8 @@ class AdapterStatus:
     connect_budgets: list[ConnectBudgetStatus]
     refused: dict[str, str]
     recent_changes: list[StateChange]
+    sinks: list[dict[str, Any]] = attrs.Factory(list)
+    """Each of the feed's sinks' `health()` (name, connected, written, dropped, queued, …)."""
 
 
 @attrs.frozen
@@ -196,6 +198,7 @@ class FeedRecord:
     connect_budgets: list[ConnectBudgetStatus]
     refused: dict[str, str]
     changes: list[StateChange]
+    sinks: list[dict[str, Any]] = attrs.Factory(list)
 
 
 def to_plain(record: Any) -> Any:
@@ -353,4 +356,5 @@ def _build(record: FeedRecord) -> Iterator[AdapterStatus | None]:
         connect_budgets=record.connect_budgets,
         refused=dict(record.refused),
         recent_changes=list(record.changes),
+        sinks=list(record.sinks),
     )

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+import attrs
+
 from foxtrot_stream import __version__
 from foxtrot_stream.config.settings import (
     DEFAULT_FILE,
@@ -101,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--duration", type=_positive, help="stop after this many seconds")
     r.add_argument("--format", choices=("table", "jsonl"), default="table", dest="fmt")
     r.add_argument("--serve", type=_address, metavar="HOST:PORT", help=SERVE_HELP)
+    r.add_argument(
+        "--sink",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also publish every tick to this sink (e.g. redis://127.0.0.1:6379/0: the "
+        "installed sink plugin for the URL's scheme; repeatable)",
+    )
     _serve_options(r)
 
     d = sub.add_parser(
@@ -235,6 +245,11 @@ def cmd_plugins(host: PluginHost, args: argparse.Namespace) -> int:
         for name in plugin.policies:
             in_use = " (in use)" if name == settings.websocket.policy else ""
             print(f"  policy    {name}{in_use}: {host.policies[name].description}")
+        for name in plugin.sinks:
+            sink = host.sinks[name]
+            on = getattr(settings.plugins.get(sink.key), "enabled", False) is True
+            state = "enabled" if on else f"off ({sink.key}.enabled is false)"
+            print(f"  sink      {name}: {state}: {sink.description}")
         if plugin.hooks:
             print(f"  hooks     {', '.join(plugin.hooks)}")
     for problem in host.problems:
@@ -293,6 +308,18 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
     if isinstance(plan, str):
         print(f"foxtrot-stream: {plan}", file=sys.stderr)
         return EXIT_USAGE
+    for url in args.sink:
+        spec = host.sink_for_url(url)
+        if spec is None:
+            schemes = sorted(x for k in host.sinks.values() for x in k.schemes)
+            print(
+                f"foxtrot-stream: --sink {redact(url)}: no installed sink takes this URL "
+                f"(schemes installed: {', '.join(schemes) or 'none'})",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        own = attrs.evolve(settings.plugins[spec.key], enabled=True, url=url)
+        settings = attrs.evolve(settings, plugins={**settings.plugins, spec.key: own})
     for adapter in adapters:
         plan[adapter] = plan[adapter] or list(settings.adapter(adapter).symbols)
         if not plan[adapter] and not args.all_symbols:

@@ -33,6 +33,14 @@ PREFIX = "foxtrot_stream"
 ADAPTER_STATES = ("streaming", "connecting", "degraded", "recovering", "exhausted", "polling",
                   "stopped")  # fmt: skip
 TRANSPORTS = ("websocket", "http", "connecting")
+#: metric name → the `Sink.health()` key it reads
+SINK_KEYS = {
+    "written_ticks": "written",
+    "dropped_ticks": "dropped",
+    "duplicate_ticks": "duplicates",
+    "reconnects": "reconnects",
+    "errors": "errors",
+}
 
 
 def _counter(name: str, doc: str, labels: Sequence[str]) -> CounterMetricFamily:
@@ -110,6 +118,19 @@ class FeedCollector(Collector):
         budget_s = _counter(
             "connect_budget_wait_seconds", "Seconds connection attempts waited", ("host",)
         )
+        k = ("adapter", "sink")
+        sink_up = _gauge("sink_connected", "1 while the sink reaches its destination", k)
+        sink_queued = _gauge("sink_queued_ticks", "Ticks buffered in the sink, not yet written", k)
+        sink_counts = {
+            key: _counter(f"sink_{key}", doc, k)
+            for key, doc in (
+                ("written_ticks", "Ticks the sink wrote to its destination"),
+                ("dropped_ticks", "Ticks the sink dropped (its buffer full, or stopped)"),
+                ("duplicate_ticks", "Ticks the destination refused as already there"),
+                ("reconnects", "Times the sink reached its destination again after losing it"),
+                ("errors", "Failed writes (retried)"),
+            )
+        }
         hosts: dict[str, tuple[int, int, float]] = {}
         for feed, st in self.feeds:
             name = feed.name
@@ -163,6 +184,12 @@ class FeedCollector(Collector):
             if st.clock.offset_ms is not None and st.clock.uncertainty_ms is not None:
                 offset.add_metric([name], st.clock.offset_ms / 1e3)
                 offset_err.add_metric([name], st.clock.uncertainty_ms / 1e3)
+            for health in st.sinks:
+                labels = [name, str(health.get("name", "?"))]
+                sink_up.add_metric(labels, float(bool(health.get("connected"))))
+                sink_queued.add_metric(labels, float(health.get("queued", 0)))
+                for key, family in sink_counts.items():
+                    family.add_metric(labels, float(health.get(SINK_KEYS[key], 0)))
             for budget in st.connect_budgets:
                 hosts[budget.host] = (budget.attempts, budget.waits, budget.waited_seconds)
         for host, (n, waits, waited) in sorted(hosts.items()):
@@ -172,7 +199,8 @@ class FeedCollector(Collector):
         yield from (ticks, rate, age, latency, window, dropped, transport, state, up, uptime)
         yield from (connects, reconnects, breaker, in_state, errors, per_minute, malformed)
         yield from (polls, failed, limited, limited_s, weight, consumer, offset, offset_err)
-        yield from (attempts, budget_waits, budget_s)
+        yield from (attempts, budget_waits, budget_s, sink_up, sink_queued)
+        yield from sink_counts.values()
 
 
 async def exposition(feeds: Sequence[Feed]) -> bytes:
