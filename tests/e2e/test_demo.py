@@ -8,7 +8,7 @@ import sys
 
 def test_demo_shows_all_three_phases_and_exits_0() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "foxtrot_stream", "demo", "--duration", "20", "--format", "log"],
+        [sys.executable, "-m", "foxtrot_stream", "demo", "--duration", "12", "--format", "log"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -36,7 +36,7 @@ def test_demo_shows_all_three_phases_and_exits_0() -> None:
 def test_the_okx_demo_narrates_failover_and_recovery_too() -> None:
     """The demo runs any adapter with a simulator: OKX's, with OKX's symbols and loggers."""
     proc = subprocess.run(
-        [sys.executable, "-m", "foxtrot_stream", "demo", "--adapter", "okx", "--duration", "20",
+        [sys.executable, "-m", "foxtrot_stream", "demo", "--adapter", "okx", "--duration", "12",
          "--format", "log"],
         capture_output=True,
         text=True,

@@ -35,7 +35,7 @@ BIN = Path(sys.executable).parent
 BLOCK = re.compile(r"```(?:sh|bash|shell)\n(.*?)```", re.S)
 SKIP = "# not run by the tests: "
 #: How long a command that streams until stopped runs before its SIGINT.
-RUN_FOR = 3.0
+RUN_FOR = 2.5
 
 
 def commands() -> list[tuple[str, str]]:
