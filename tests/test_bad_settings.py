@@ -301,3 +301,11 @@ def test_whatever_config_check_accepts_run_starts_with(
 def test_fast_settings_stay_within_the_bounds() -> None:
     """The scaled-down timings the end-to-end tests use are valid settings."""
     load(text=json.dumps(FAST_SETTINGS), schema=SCHEMA)
+
+
+def test_a_long_url_with_credentials_is_redacted_before_it_is_cut_short() -> None:
+    """A bad value is shown cut to 60 characters; a URL's password must not survive the cut."""
+    url = "wss://averyveryverylongusername:secretpassword123@api.binance.com/api"
+    message = error_of(json.dumps({"binance.rest_url": url}))  # wrong scheme: shown, refused
+    assert "binance.rest_url = " in message
+    assert "secretpass" not in message and "averyvery" not in message

@@ -215,15 +215,16 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
-        shown = f" = {redact(_shown(self.value))}" if self.has_value else ""
+        shown = f" = {_shown(self.value)}" if self.has_value else ""
         key = f"{self.key}{shown}: " if self.key else ""
         return f"{self.severity}: {where}{key}{self.message}"
 
 
 def _shown(value: Any, limit: int = 60) -> str:
-    """A value as JSON, cut short if long (a 4,000-digit number is not worth a screen)."""
+    """A value as JSON, credentials in URLs redacted, then cut short if long (a 4,000-digit
+    number is not worth a screen). Redacting first: a cut URL could hide its `@` from it."""
     try:
-        text = json.dumps(value)
+        text = redact(json.dumps(value))
     except ValueError:  # an integer beyond the interpreter's digit limit
         text = f"<a {len(str(value)) if isinstance(value, int) else 'huge'}-digit number>"
     return text if len(text) <= limit else f"{text[: limit - 12]}… ({len(text)} chars)"

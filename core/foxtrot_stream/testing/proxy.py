@@ -89,7 +89,7 @@ class FaultProxy:
 
     async def __aexit__(self, *exc: object) -> None:
         for ws in list(self._clients):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # tearing down a test proxy: best effort
                 await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -176,10 +176,12 @@ class FaultProxy:
             _, pending = await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()
+                # the other direction ended the pair: this one was just cancelled
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         finally:
             self._clients.pop(client, None)
+            # one side is already gone (a drop, a close): closing the other is best effort
             with contextlib.suppress(Exception):
                 await upstream.close()
             with contextlib.suppress(Exception):

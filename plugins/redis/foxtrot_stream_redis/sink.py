@@ -120,13 +120,15 @@ class RedisSink:
                     await asyncio.shield(task)
             except TimeoutError:
                 task.cancel()
+                # the flush ran out of time and was cancelled: what it still held is counted
+                # in `lost` just below, so nothing it raises on the way out changes the outcome
                 with contextlib.suppress(BaseException):
                     await task
         _, _, queued = self._queue.counts()
         self.lost += queued + self._inflight
         self._inflight = 0
         if self._client is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # stopping: a failing close loses nothing more
                 await self._client.aclose()
         self.connected = False
 

@@ -138,5 +138,5 @@ class RedisSource:
                     yield tick_of(fields)
 
     async def aclose(self) -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # closing a reader: nothing is left to lose
             await self._client.aclose()
