@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -216,3 +217,18 @@ def fetch_instruments(
                 publish(name, tuple(i for i in future.result() if i.trading))
 
         engine.submit_instruments(name).add_done_callback(done)
+
+
+def loaded_host_settings(
+    settings_module: str, utility_module: str
+) -> tuple[dict[str, Any], Path | None]:
+    """A host's SETTINGS as its own settings module loaded them, and the folder of its
+    vt_setting.json (`TEMP_DIR`); nothing when the host has not loaded them: importing them
+    here would make the host pick a trader folder, even create one in the home directory.
+    Foxtrot: `foxtrot.util.settings` / `foxtrot.util.utility`; vnpy: `vnpy.trader.setting` /
+    `vnpy.trader.utility`."""
+    setting = sys.modules.get(settings_module)
+    utility = sys.modules.get(utility_module)
+    values = dict(getattr(setting, "SETTINGS", {}))
+    folder = getattr(utility, "TEMP_DIR", None)
+    return values, None if folder is None else Path(folder)

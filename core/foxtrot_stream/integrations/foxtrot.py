@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from foxtrot_stream.integrations._host import (
     check_dialog,
     engine_for_host,
     fetch_instruments,
+    loaded_host_settings,
     logger_names,
     settings_problems,
     transport_notice,
@@ -115,14 +115,7 @@ def to_contract_data(instrument: Instrument, adapter_name: str, exchange: Any) -
 
 
 def _host_settings() -> tuple[dict[str, Any], Path | None]:
-    """Foxtrot's SETTINGS as its settings module loaded them, and the folder of its
-    vt_setting.json; nothing when the host has not loaded them (importing them here would make
-    the host pick a trader folder, even create one in the home directory)."""
-    setting = sys.modules.get("foxtrot.util.settings")
-    utility = sys.modules.get("foxtrot.util.utility")
-    values = dict(getattr(setting, "SETTINGS", {}))
-    folder = getattr(utility, "TEMP_DIR", None)
-    return values, None if folder is None else Path(folder)
+    return loaded_host_settings("foxtrot.util.settings", "foxtrot.util.utility")
 
 
 class FoxtrotStreamAdapter(BaseAdapter):  # type: ignore[misc]  # Foxtrot has no type information

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from foxtrot_stream.integrations._host import (
     check_dialog,
     engine_for_host,
     fetch_instruments,
+    loaded_host_settings,
     logger_names,
     settings_problems,
     transport_notice,
@@ -274,11 +274,4 @@ def to_contract_data(instrument: Instrument, gateway_name: str, exchange: Any) -
 
 
 def _host_settings() -> tuple[dict[str, Any], Path | None]:
-    """vnpy's SETTINGS as its settings module loaded them, and the folder of its
-    vt_setting.json; nothing when the host has not loaded them (importing them here would make
-    the host pick a trader folder, even create one in the home directory)."""
-    setting = sys.modules.get("vnpy.trader.setting")
-    utility = sys.modules.get("vnpy.trader.utility")
-    values = dict(getattr(setting, "SETTINGS", {}))
-    folder = getattr(utility, "TEMP_DIR", None)
-    return values, None if folder is None else Path(folder)
+    return loaded_host_settings("vnpy.trader.setting", "vnpy.trader.utility")
