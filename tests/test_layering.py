@@ -44,7 +44,7 @@ def test_only_the_foxtrot_integration_imports_the_foxtrot_host() -> None:
 
 #: The core's parts, lowest first: a part imports only from its own and lower parts.
 LAYERS = (
-    "util",  # leaf helpers: JSON with comments, redaction
+    "util",  # leaf helpers: JSON with comments, redaction, shard assignment
     "config",  # settings and their loader
     "policy",  # pure state machines: backoff, breaker, coverage
     "contract",  # the plugin contract and loader: Tick, records, hook specs, plugin manager

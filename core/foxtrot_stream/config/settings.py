@@ -29,6 +29,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from foxtrot_stream.util.jsonc import JsoncError, key_lines, strip_comments
 from foxtrot_stream.util.redact import redact
+from foxtrot_stream.util.shard import SHARD_FORM, parse_shard
 
 log = logging.getLogger("foxtrot_stream.config.settings")
 
@@ -41,6 +42,7 @@ Fraction = NewType("Fraction", float)
 Symbols = NewType("Symbols", tuple[str, ...])
 WebSocketUrl = NewType("WebSocketUrl", str)
 HttpUrl = NewType("HttpUrl", str)
+ShardText = NewType("ShardText", str)
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -153,6 +155,15 @@ class AdapterWebSocketSettings:
             "Also the default symbol list of `foxtrot-stream run`."
         ),
     )
+    shard: ShardText = attrs.field(
+        default=ShardText("0/1"),
+        metadata=_doc(
+            "`I/N`: this process streams only the symbols of shard I of N (a stable hash of "
+            "the symbol, the same in every process), whether named or found by `run --all`; "
+            "run one process per shard, two for redundancy. `0/1` = every symbol. Also "
+            "`foxtrot-stream run --shard I/N`."
+        ),
+    )
 
 
 @attrs.frozen
@@ -194,6 +205,7 @@ class Settings:
 
 
 _DEFAULT_ADAPTER = AdapterWebSocketSettings()
+ADAPTER_KEYS = frozenset(f.name for f in attrs.fields(AdapterWebSocketSettings))
 
 
 @attrs.frozen
@@ -336,6 +348,15 @@ def _structure_symbols(value: Any, _t: Any) -> Symbols:
     return Symbols(tuple(seen))
 
 
+def _structure_shard(value: Any, t: Any) -> ShardText:
+    text = _structure_str(value, t)
+    try:
+        shard = parse_shard(text)
+    except ValueError:
+        raise ValueError(f"expected a string {SHARD_FORM}") from None
+    return ShardText(str(shard))
+
+
 def _url_hook(schemes: tuple[str, ...]) -> Callable[[Any, Any], str]:
     def structure(value: Any, t: Any) -> str:
         text = _structure_str(value, t)
@@ -360,6 +381,7 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(PositiveInt, _structure_positive_int)
     conv.register_structure_hook(Fraction, _structure_fraction)
     conv.register_structure_hook(Symbols, _structure_symbols)
+    conv.register_structure_hook(ShardText, _structure_shard)
     conv.register_structure_hook(WebSocketUrl, _url_hook(("ws", "wss")))
     conv.register_structure_hook(HttpUrl, _url_hook(("http", "https")))
     return conv
@@ -467,6 +489,7 @@ def _type_name(t: Any) -> str:
         PositiveInt: "integer ≥ 1",
         Fraction: "number 0 to 1",
         Symbols: "list of strings",
+        ShardText: "string I/N",
         WebSocketUrl: "ws:// or wss:// URL",
         HttpUrl: "http:// or https:// URL",
         bool: "boolean",
@@ -719,7 +742,7 @@ def _interpret(
             and len(parts) == 3
             and parts[1] not in GLOBAL_GROUPS
             and parts[1] not in adapter_data
-            and parts[2] in {"enabled", "symbols"}
+            and parts[2] in ADAPTER_KEYS
             and not difflib.get_close_matches(parts[1], sorted(GLOBAL_GROUPS), n=1, cutoff=0.8)
             and not difflib.get_close_matches(parts[1], sorted(adapter_data), n=1, cutoff=0.8)
         ):

@@ -72,6 +72,7 @@ from foxtrot_stream.runtime.status import (
 from foxtrot_stream.runtime.supervisor import ShardSupervisor
 from foxtrot_stream.transport.websocket import BUDGETS
 from foxtrot_stream.util.redact import redact
+from foxtrot_stream.util.shard import parse_shard, shard_of
 
 #: Seconds between two round trips to the exchange's time endpoint (the first four are quick).
 CLOCK_SYNC_EVERY = 60.0
@@ -159,6 +160,11 @@ class Feed:
         self.symbols: dict[str, str | None] = {}
         """Subscribed symbol → why it is on HTTP by the settings (None: routed to WebSocket)."""
         self.refused: dict[str, str] = {}
+        self.shard = parse_shard(settings.adapter(adapter).shard)
+        """The share of the symbols this feed serves (`websocket.<adapter>.shard`, `run
+        --shard`): a symbol of another shard is left to that shard's process."""
+        self.elsewhere: set[str] = set()
+        """Symbols asked for that belong to another shard (not streamed here, not an error)."""
         heartbeat = settings.websocket.heartbeat.interval
         quiet_after, prove_for, grace, self._check_every = liveness_timings(heartbeat)
         self.coverage = Coverage(quiet_after, prove_for, grace)
@@ -293,10 +299,25 @@ class Feed:
         return tuple(await self.adapter.instruments(self.context.session))
 
     async def subscribe(self, symbols: Iterable[str]) -> dict[str, str]:
-        """Add symbols; returns the ones refused (symbol → why), the others go on."""
+        """Add symbols; returns the ones refused (symbol → why), the others go on. A symbol of
+        another shard is returned with that as the reason, and is not counted as refused."""
         wanted = [s for s in dict.fromkeys(x.upper() for x in symbols) if s not in self.symbols]
+        others: dict[str, str] = {}
+        if not self.shard.everything and wanted:
+            mine = self.shard.select(wanted)
+            for symbol in wanted:
+                if symbol not in mine:
+                    others[symbol] = (
+                        f"shard {shard_of(symbol, self.shard.count)}/{self.shard.count}'s, "
+                        f"this feed serves shard {self.shard}"
+                    )
+            self.elsewhere.update(others)
+            self.log.info(
+                "shard %s: %d of %d symbols are this shard's", self.shard, len(mine), len(wanted)
+            )
+            wanted = mine
         if not wanted:
-            return {}
+            return others
         try:
             check = await self.adapter.validate_symbols(self.context.session, wanted)
             valid, refused = list(check.valid), dict(check.invalid)
@@ -332,7 +353,7 @@ class Feed:
             self._poll(to_ws)
             await self._place(to_ws)
         self._report([*to_ws, *itertools.chain.from_iterable(by_reason.values())], "subscribed")
-        return refused
+        return refused | others
 
     async def unsubscribe(self, symbols: Iterable[str]) -> None:
         gone = [s.upper() for s in symbols if s.upper() in self.symbols]

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -36,12 +37,18 @@ from foxtrot_stream.surfaces.serve import (
     parse_address,
 )
 from foxtrot_stream.util.redact import redact
+from foxtrot_stream.util.shard import parse_shard
 
 EXIT_WARNINGS = 1
 EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # `--shard -1/4` is a bad value to name, not an unknown option
+        self._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+/\d+$")
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
@@ -99,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="all_symbols",
         help="every symbol the exchange lists as trading (sharded over connections as its "
         "limits require)",
+    )
+    r.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="stream only the symbols of shard I of N (a stable hash of each symbol), named "
+        "or found by --all: run one process per shard, each twice for redundancy (default: "
+        "websocket.<adapter>.shard, 0/1 = every symbol)",
     )
     r.add_argument("--duration", type=_positive, help="stop after this many seconds")
     r.add_argument("--format", choices=("table", "jsonl"), default="table", dest="fmt")
@@ -192,6 +207,13 @@ def _address(text: str) -> tuple[str, int]:
     try:
         return parse_address(text)
     except ServeAddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _shard(text: str) -> str:
+    try:
+        return str(parse_shard(text))
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
@@ -320,6 +342,9 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
             return EXIT_USAGE
         own = attrs.evolve(settings.plugins[spec.key], enabled=True, url=url)
         settings = attrs.evolve(settings, plugins={**settings.plugins, spec.key: own})
+    if args.shard is not None:
+        sharded = {a: attrs.evolve(settings.adapter(a), shard=args.shard) for a in adapters}
+        settings = attrs.evolve(settings, adapters={**settings.adapters, **sharded})
     for adapter in adapters:
         plan[adapter] = plan[adapter] or list(settings.adapter(adapter).symbols)
         if not plan[adapter] and not args.all_symbols:

@@ -95,6 +95,11 @@ async def _start(feed: Feed, symbols: Sequence[str], all_symbols: bool) -> str |
     else:
         await feed.start(symbols)
     if not feed.symbols:
+        if feed.elsewhere and not feed.refused:
+            return (
+                f"nothing to stream: shard {feed.shard} holds none of {', '.join(symbols)} "
+                f"(websocket.{feed.name}.shard or --shard)"
+            )
         refused = ", ".join(sorted(feed.refused)) or ", ".join(symbols)
         return f"nothing to stream: {refused} refused"
     return None

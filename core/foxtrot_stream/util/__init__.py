@@ -1,1 +1,2 @@
-"""Small leaf helpers: JSON with comments, redaction of credentials in URLs."""
+"""Small leaf helpers: JSON with comments, redaction of credentials in URLs, the stable
+assignment of symbols to shards."""
