@@ -8,7 +8,7 @@ from pathlib import Path
 
 from foxtrot_stream.config.settings import SettingsSchema, all_keys
 
-BUNDLED = ("binance", "http_fallback", "okx")
+BUNDLED = ("binance", "http_fallback", "okx", "redis")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 ROW = re.compile(r"^\| `([^`]+)` \| ([^|]+) \| `([^`]*)` \| (.+) \|$")
 
