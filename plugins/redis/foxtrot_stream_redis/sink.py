@@ -3,8 +3,9 @@
 `put` runs on the feed's loop for every delivered tick and only appends to a bounded
 `HandOff` (``drop_oldest``: while Redis is down or slow it holds `redis.buffer` ticks, then
 drops the oldest waiting, counted). A writer task takes what waits, gives each tick its entry
-id (`ids.StreamIds`) and writes `redis.batch` ticks per pipeline: one round trip per batch,
-`XADD <key> MAXLEN ~ <maxlen> <id> field value …` each. A failed write is retried with a
+id (`ids.StreamIds`) and writes `redis.batch` ticks per pipelined write: one round trip per
+batch, `XADD <key> MAXLEN ~ <maxlen> <id> field value …` each (encoded by `wire.Encoder`,
+sent on the sink's own `wire.Connection`). A failed write is retried with a
 growing wait until Redis answers again (counted: errors, reconnects); since every entry has an
 explicit id, a retry of a write that had partly gone through only meets refusals.
 """
@@ -18,25 +19,25 @@ import logging
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foxtrot_stream.contract.model import Tick
 from foxtrot_stream.runtime.buffer import HandOff
 from foxtrot_stream.util.redact import redact
-from foxtrot_stream_redis.ids import StreamIds, stream_key
+from foxtrot_stream_redis.ids import StreamIds
 from foxtrot_stream_redis.settings import RedisSettings
+from foxtrot_stream_redis.wire import Connection, Encoder
 
 log = logging.getLogger("foxtrot_stream_redis")
 
 #: Redis's answer to an `XADD` whose explicit id is not above the stream's last id.
 REFUSED = "equal or smaller"
 FIRST_RETRY = 0.05
-DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+#: What "Redis is down" looks like: to the `redis` client (the source), to the sink's own
+#: connection (OSError includes TimeoutError), or a reply stream that cannot be parsed.
+DOWN = (RedisConnectionError, RedisTimeoutError, OSError, hiredis.ProtocolError)
 
 
 def _text(value: object) -> str:
@@ -75,8 +76,9 @@ class RedisSink:
         self.put = self._queue.put
         """Hand a tick over (on the feed's loop): a deque append, nothing else."""
         self._ids = StreamIds()
-        self._keys: dict[str, str] = {}
-        self._client: aioredis.Redis | None = None
+        self._encoder = Encoder(settings.key_prefix, settings.maxlen)
+        self._keys = self._encoder.keys
+        self._conn = Connection(settings.url, settings.timeout)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._deadline: float | None = None
@@ -97,14 +99,6 @@ class RedisSink:
     # --- the Sink protocol ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        s = self.settings
-        self._client = aioredis.Redis.from_url(
-            s.url,
-            socket_timeout=s.timeout,
-            socket_connect_timeout=s.timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
         self._task = asyncio.create_task(self._run(), name=f"{self.adapter}-sink-redis")
 
     async def stop(self) -> None:
@@ -127,9 +121,7 @@ class RedisSink:
         _, _, queued = self._queue.counts()
         self.lost += queued + self._inflight
         self._inflight = 0
-        if self._client is not None:
-            with contextlib.suppress(Exception):  # stopping: a failing close loses nothing more
-                await self._client.aclose()
+        self._conn.close()
         self.connected = False
 
     def health(self) -> dict[str, Any]:
@@ -162,39 +154,34 @@ class RedisSink:
                 continue
             while chunk := list(itertools.islice(batch, size)):
                 self._inflight = len(chunk)
-                await self._write(self._entries(chunk))
+                await self._write(self._commands(chunk))
                 self._inflight = 0
 
-    def _entries(self, ticks: list[Tick]) -> list[tuple[str, str, dict[str, str]]]:
+    def _commands(self, ticks: list[Tick]) -> tuple[bytes, int]:
+        """The `XADD` commands for `ticks` (one batch) and how many there are."""
         out = []
-        keys, ids = self._keys, self._ids
-        prefix = self.settings.key_prefix
+        ids, xadd = self._ids, self._encoder.xadd
         for tick in ticks:
             new = ids.next(tick)
             if new is None:
                 self.unplaced += 1
                 continue
-            key = keys.get(tick.symbol)
-            if key is None:
-                key = keys[tick.symbol] = stream_key(prefix, tick.adapter, tick.symbol)
-            out.append((key, f"{new[0]}-{new[1]}", entry(tick)))
-        return out
+            out.append(xadd(tick, f"{new[0]}-{new[1]}"))
+        return "".join(out).encode(), len(out)
 
-    async def _write(self, entries: list[tuple[str, str, dict[str, str]]]) -> None:
-        """One pipeline (one round trip) for `entries`, retried until Redis answers (or the
-        stop's deadline passes: then they are counted as dropped)."""
-        if not entries:
+    async def _write(self, batch: tuple[bytes, int]) -> None:
+        """One write (one round trip) for the batch, retried until Redis answers (or the stop's
+        deadline passes: then its ticks are counted as dropped)."""
+        data, count = batch
+        if not count:
             return
-        client = self._client
-        assert client is not None
-        maxlen = self.settings.maxlen
+        conn = self._conn
         wait = FIRST_RETRY
         while True:
-            pipe = client.pipeline(transaction=False)
-            for key, entry_id, fields in entries:
-                pipe.xadd(key, fields, id=entry_id, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
             try:
-                results = await pipe.execute(raise_on_error=False)  # resets the pipeline
+                if not conn.is_open:
+                    await conn.open()
+                results = await conn.send(data, count)
             except DOWN as exc:
                 self.errors += 1
                 if self.connected or self.errors == 1:  # once per outage
@@ -202,7 +189,7 @@ class RedisSink:
                 self.connected = False
                 deadline = self._deadline
                 if deadline is not None and time.monotonic() + wait > deadline:
-                    self.lost += len(entries)
+                    self.lost += count
                     self._inflight = 0
                     return
                 await asyncio.sleep(wait)
@@ -216,9 +203,9 @@ class RedisSink:
             self.connected = True
             self._ever = True
         for result in results:
-            if not isinstance(result, Exception):
+            if not isinstance(result, hiredis.ReplyError):
                 self.written += 1
-            elif isinstance(result, ResponseError) and REFUSED in str(result):
+            elif REFUSED in str(result):
                 self.duplicates += 1
             else:
                 self.refused += 1
