@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import attrs
+
 from foxtrot_stream.config.settings import Settings
 from foxtrot_stream.contract.model import Tick
 from foxtrot_stream.contract.records import Instrument, Source, SourceRequest, SourceSpec
@@ -42,12 +44,16 @@ class SourceFeed:
         settings: Settings,
         adapter: str,
         display_name: str = "",
+        request: SourceRequest | None = None,
     ) -> None:
+        """`request`: what the caller overrides in the source's settings (url, start, group,
+        consumer: `foxtrot-stream tail`'s arguments); its symbols are `start`'s."""
         self.spec = spec
         self.plugin_settings = plugin_settings
         self.settings = settings
         self.name = adapter
         self.display_name = display_name or adapter
+        self.request = request or SourceRequest(adapter)
         self.log = logging.getLogger(self.display_name)
         self.consumers: list[Consumer] = []
         self.source: Source | None = None
@@ -71,15 +77,15 @@ class SourceFeed:
         return self.source.symbols if self.source is not None else frozenset()
 
     async def start(self, symbols: Iterable[str] = ()) -> None:
-        request = SourceRequest(self.name, tuple(symbols))
+        request = attrs.evolve(self.request, symbols=tuple(s.upper() for s in symbols))
         self.source = self.spec.factory(self.plugin_settings, request)
         self._task = asyncio.create_task(self._run(self.source), name=f"{self.name}-source")
-        self.log.info(
-            "%s: reading ticks from the %s source, not from the exchange (%s.consume)",
-            self.display_name,
-            self.spec.name,
-            self.spec.key,
-        )
+        if self.request.url is None:  # a host's feed, by its settings (not `tail`)
+            self.log.info(
+                "reading ticks from the %s source, not from the exchange (%s.consume is true)",
+                self.spec.name,
+                self.spec.key,
+            )
 
     async def subscribe(self, symbols: Iterable[str]) -> dict[str, str]:
         """Read these symbols too; none is refused (nothing here knows the exchange's list)."""
@@ -130,11 +136,11 @@ class SourceFeed:
                     except Exception:
                         self.consumer_errors += 1
                         if self.consumer_errors == 1:  # once: a failing consumer must not flood
-                            self.log.exception("%s: a consumer raised", self.display_name)
+                            self.log.exception("a consumer raised; it keeps receiving")
         except asyncio.CancelledError:
             raise
         except Exception:
-            self.log.exception("%s: the %s source failed", self.display_name, self.spec.name)
+            self.log.exception("the %s source failed", self.spec.name)
 
     # --- status ----------------------------------------------------------------------------
 
