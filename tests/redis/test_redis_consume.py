@@ -5,18 +5,23 @@ engine."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
+import redis
 
 from foxtrot_stream.config.settings import SettingsError
-from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.contract.model import Tick, TransportKind
 from foxtrot_stream.contract.plugins import PluginHost
 from foxtrot_stream.integrations.engine import StreamEngine
 from foxtrot_stream.runtime.feed import Feed
 from foxtrot_stream_binance.simulator import Simulator, SimulatorConfig
+from foxtrot_stream_redis.ids import stream_key
+from foxtrot_stream_redis.sink import entry
 
 from redis_helpers import RedisServer, settings_with_redis
 
@@ -85,3 +90,39 @@ async def test_the_engine_gets_exactly_what_the_publishing_feed_delivered(
     source = status["adapters"]["binance"]["source"]
     assert source["connected"] and source["read"] == len(delivered) and source["errors"] == 0
     assert status["adapters"]["binance"]["state"] == "streaming"
+
+
+def test_the_vnpy_gateway_streams_from_redis(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Through a host: the gateway's settings say consume; no exchange is asked for ticks."""
+    from vnpy.event import EventEngine
+    from vnpy.trader.constant import Exchange
+    from vnpy.trader.event import EVENT_TICK
+    from vnpy.trader.object import SubscribeRequest
+
+    from foxtrot_stream.integrations.vnpy import FoxtrotStreamGateway
+
+    settings = tmp_path / "vt_setting.json"
+    settings.write_text(json.dumps(consuming(redis_server.url)), encoding="utf-8")
+    bids: list[float] = []
+    event_engine = EventEngine(interval=1)
+    event_engine.register(EVENT_TICK, lambda event: bids.append(event.data.bid_price_1))
+    event_engine.start()
+    gateway = FoxtrotStreamGateway(event_engine)
+    try:
+        gateway.connect({"settings_file": str(settings)})
+        gateway.subscribe(SubscribeRequest("BTCUSDT", Exchange.GLOBAL))
+        client = redis.Redis.from_url(redis_server.url)
+        for seq in range(1, 21):
+            t = Tick("binance", "BTCUSDT", 100.0 + seq, 1.0, 101.0 + seq, 1.0, None, seq, None,
+                     None, time.time_ns(), TransportKind.WEBSOCKET)  # fmt: skip
+            client.xadd(stream_key("ticks", "binance", "BTCUSDT"), entry(t), id=f"{seq}-0")  # type: ignore[arg-type]
+        client.close()
+        deadline = time.monotonic() + 3
+        while len(bids) < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status = gateway.status()
+    finally:
+        gateway.close(5)
+        event_engine.stop()
+    assert bids == [100.0 + seq for seq in range(1, 21)]
+    assert status["adapters"]["binance"]["source"]["read"] == 20
