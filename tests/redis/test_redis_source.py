@@ -132,3 +132,17 @@ async def test_group_consumer_survives_a_redis_restart(redis_server: RedisServer
     assert source.reconnects >= 1
     assert sorted(map(key, got)) == sorted(map(key, written))
     assert len(set(map(key, got))) == len(got)
+
+
+async def test_an_entry_that_is_not_a_tick_is_counted_and_skipped(
+    redis_server: RedisServer,
+) -> None:
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.xadd(stream_key("ticks", "binance", "BTCUSDT"), {"note": "by hand"}, id="1-0")
+    await client.aclose()
+    written = [t for t in await publish(redis_server.url, range(1, 4)) if t.symbol == "BTCUSDT"]
+    source = RedisSource(redis_server.url, "binance", ["BTCUSDT"], start="oldest", block=0.05)
+    got: list[Tick] = []
+    await asyncio.wait_for(take(source, got, len(written)), 3)
+    await source.aclose()
+    assert got == written and source.health()["malformed"] == 1

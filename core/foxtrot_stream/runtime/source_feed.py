@@ -64,6 +64,8 @@ class SourceFeed:
         self._last: dict[str, Tick] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        self.failed: str | None = None
+        """Why the source's `ticks()` ended (it must not: a source retries by itself)."""
         self._started_at = time.monotonic()
         self._rate: tuple[float, int] = (self._started_at, 0)
 
@@ -139,8 +141,9 @@ class SourceFeed:
                             self.log.exception("a consumer raised; it keeps receiving")
         except asyncio.CancelledError:
             raise
-        except Exception:
-            self.log.exception("the %s source failed", self.spec.name)
+        except Exception as exc:
+            self.failed = f"{type(exc).__name__}: {exc}"
+            self.log.exception("the %s source failed; no more ticks", self.spec.name)
 
     # --- status ----------------------------------------------------------------------------
 
@@ -153,7 +156,17 @@ class SourceFeed:
         newest = max((t.received_ts for t in self._last.values()), default=None)
         health["lag_ms"] = None if newest is None else round((now_ns - newest) / 1e6, 1)
         connected = bool(health.get("connected"))
-        state = "stopped" if self._stopped else "streaming" if connected else "connecting"
+        if self.failed is not None:
+            health["failed"] = self.failed
+        state = (
+            "stopped"
+            if self._stopped
+            else "failed"
+            if self.failed is not None
+            else "streaming"
+            if connected
+            else "connecting"
+        )
         none = LatencyStats()
         symbols = {}
         for symbol in sorted(self.symbols):

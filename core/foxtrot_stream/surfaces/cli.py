@@ -355,7 +355,11 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        own = attrs.evolve(settings.plugins[spec.key], enabled=True, url=url)
+        try:
+            own = attrs.evolve(settings.plugins[spec.key], enabled=True, url=url)
+        except ValueError as exc:  # the sink's settings refuse it (redis.consume is true)
+            print(f"foxtrot-stream: --sink {redact(url)}: {redact(str(exc))}", file=sys.stderr)
+            return EXIT_USAGE
         settings = attrs.evolve(settings, plugins={**settings.plugins, spec.key: own})
     for adapter in adapters:
         plan[adapter] = plan[adapter] or list(settings.adapter(adapter).symbols)

@@ -115,6 +115,7 @@ class RedisSource:
         self.retry_max = retry_max
         self.read = 0
         self.acked = 0
+        self.malformed = 0
         self.errors = 0
         self.reconnects = 0
         self.connected = False
@@ -163,6 +164,7 @@ class RedisSource:
             "read": self.read,
             "reconnects": self.reconnects,
             "errors": self.errors,
+            "malformed": self.malformed,
             "streams": len(self._keys),
         }
         if self.group is not None:
@@ -217,10 +219,17 @@ class RedisSource:
                             handed.append(eid)  # trimmed, or handed on before the outage
                             continue
                     self.last_ids[name] = eid
-                    self.read += 1
                     if self.group is not None:
                         handed.append(eid)  # yielded: handed on (acknowledged before next read)
-                    yield tick_of(fields)
+                    try:
+                        tick = tick_of(fields)
+                    except (KeyError, ValueError) as exc:  # not an entry the sink wrote
+                        self.malformed += 1
+                        if self.malformed == 1:  # once: a foreign writer must not flood the log
+                            log.error("redis source: %s %s is not a tick: %r", name, eid, exc)
+                        continue
+                    self.read += 1
+                    yield tick
 
     async def aclose(self) -> None:
         if self.group is not None:
