@@ -203,8 +203,8 @@ class Source(Protocol):
 
     def ticks(self) -> AsyncIterator[Tick]:
         """Every tick of the symbols it reads, each symbol's in order, for ever (until the
-        task iterating it is cancelled, or `aclose`). A tick counts as handed on once the
-        iteration asks for the next one (a consumer group acknowledges it then). A lost
+        task iterating it is cancelled, or `aclose`). A tick counts as handed on once yielded
+        (a consumer group acknowledges it before its next read, or at `aclose`). A lost
         connection is retried and counted, never raised."""
         ...
 

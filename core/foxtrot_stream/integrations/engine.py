@@ -32,6 +32,12 @@ Queue policies (the loop never blocks; every tick not delivered is counted as dr
 Either way a consumer never gets an older quote of a symbol after a newer one, and
 ``received = delivered + dropped + queued``.
 
+Reading from a source instead of the exchange: when the settings say ``<key>.consume`` for an
+installed source (the Redis plugin's ``redis.consume``), each adapter's feed is a `SourceFeed`
+that reads the adapter's ticks from it (published by a feed elsewhere): the same consumers,
+subscribe and unsubscribe, and a `status()` with the source's health under ``source``; it has
+no instruments (`instruments` raises TypeError) and no breaker to reset.
+
 Errors: a call that cannot be served raises in the calling thread — `RuntimeError` when the
 engine is not running (not started, or stopped), `LookupError` for an adapter that is not
 installed, `TimeoutError` when the loop did not answer in time. Symbols the exchange refuses

@@ -3,7 +3,8 @@ publishes to) instead of its exchange, behind the interface a host's `StreamEngi
 
 It runs the source's `ticks()` on the loop and hands each tick to its consumers, in the
 source's order (each symbol's as the publishing feed delivered it, already sequenced there).
-Per tick: the consumers' calls, one counter and the symbol's last tick; nothing logged.
+Per tick: the consumers' calls, two counters (all, the symbol's) and the symbol's last tick;
+nothing logged, nothing allocated.
 There is no connection, breaker or poller of its own: the source reconnects by itself, and
 its `health()` is the status.
 """
