@@ -117,3 +117,26 @@ def test_unknown_policy_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None
         assert "Traceback" not in proc.stderr
         assert "websocket.policy = 'linear': no policy plugin of that name" in proc.stderr
         assert "(installed: exponential)" in proc.stderr
+
+
+def test_tail_refuses_a_url_no_source_takes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tail", "kafka://user:hunter2@broker:9092", "--symbols", "BTCUSDT"]) == 2
+    err = capsys.readouterr().err
+    assert "no installed source takes this URL" in err and "Traceback" not in err
+    assert "hunter2" not in err
+
+
+def test_plugins_lists_sources(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--config", str(HERE / "guide_example.jsonc")]) == 0
+    assert "source    redis (redis://, rediss://, unix://)" in capsys.readouterr().out
+
+
+def test_run_sink_with_consume_set_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "vt_setting.json"
+    config.write_text('{"redis.consume": true}', encoding="utf-8")
+    args = ["run", "--config", str(config), "--symbols", "BTCUSDT"]
+    assert main([*args, "--sink", "redis://:pw@127.0.0.1:1/0"]) == 2
+    err = capsys.readouterr().err
+    assert "redis.enabled and redis.consume are both true" in err and "pw" not in err

@@ -40,7 +40,7 @@ def test_every_hook_is_documented_with_its_exact_signature() -> None:
         for name, f in inspect.getmembers(hookspecs, inspect.isfunction)
         if hasattr(f, "foxtrot_stream_spec")
     ]
-    assert len(specs) == 10
+    assert len(specs) == 11
     for name, f in specs:
         signature = str(inspect.signature(f)).replace("'", "")
         assert f"def {name}{signature}" in text, name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from foxtrot_stream.config.settings import load
@@ -16,7 +17,7 @@ from foxtrot_stream.contract.plugins import (
     PluginLoadError,
     discover_entry_points,
 )
-from foxtrot_stream.contract.records import AdapterSpec, TransportSpec
+from foxtrot_stream.contract.records import AdapterSpec, SourceSpec, TransportSpec
 from foxtrot_stream.testing import fake_distribution, host_from_path
 
 GOOD = """
@@ -273,3 +274,31 @@ def test_the_feed_streams_over_the_transport_registered_for_its_adapter(host: Pl
     assert host.stream_transport("binance") == "binance_fix"
     assert host.stream_transport("other") == "websocket"
     assert host.transports["http"].role == "poll"
+
+
+def test_sources_are_found_by_scheme_and_their_names_and_keys_checked() -> None:
+    @attrs.frozen
+    class TapSettings:
+        consume: bool = False
+
+    def spec(name: str, cls: type[Any] | None = TapSettings, key: str | None = None) -> SourceSpec:
+        return SourceSpec(name=name, factory=lambda s, r: None,  # type: ignore[arg-type,return-value]
+                          settings_cls=cls, settings_key=key, schemes=("tap",))  # fmt: skip
+
+    class Plugin:
+        def __init__(self, *specs: SourceSpec) -> None:
+            self.specs = list(specs)
+
+        @hookimpl
+        def register_sources(self) -> list[SourceSpec]:
+            return self.specs
+
+    local = PluginHost()
+    assert local.register(Plugin(spec("tap")), Origin("tap", "t", "tap-dist", "1")) is not None
+    assert local.source_for_url("TAP://host/0") is local.sources["tap"]
+    assert local.source_for_url("redis://host/0") is None
+    assert "tap" in local.schema().plugin_settings
+    assert local.register(Plugin(spec("tap", None)), Origin("tap2", "t", "other", "2")) is None
+    assert "source name 'tap' is already registered by tap-dist 1" in str(local.problems[-1])
+    assert local.register(Plugin(spec("tip", key="tap")), Origin("tip", "t", "x", "3")) is None
+    assert "settings key 'tap' is already owned" in str(local.problems[-1])

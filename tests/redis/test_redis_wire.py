@@ -3,8 +3,10 @@ entries `sink.entry` defines, and its connection honours what `redis.url` asks f
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from pathlib import Path
 
 import hiredis
 import pytest
@@ -13,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.surfaces.cli import main
 from foxtrot_stream_redis.ids import stream_key
 from foxtrot_stream_redis.settings import RedisSettings
 from foxtrot_stream_redis.sink import RedisSink, entry
@@ -100,3 +103,22 @@ async def test_the_sink_authenticates_and_selects_the_urls_database(
     finally:
         await client.config_set("requirepass", "")  # the fixture stops it without a password
         await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://user:pw@127.0.0.1:6379/0", "expected redis://"),
+        ("redis://127.0.0.1:port/0", "Port could not be cast"),
+        ("redis://:pw@127.0.0.1:6379/0?ssl_cert_reqs=none", "need a rediss:// URL"),
+        ("unix://", "needs the socket's path"),
+    ],
+)
+def test_a_bad_redis_url_in_the_settings_exits_2_naming_the_key_without_its_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, expected: str
+) -> None:
+    f = tmp_path / "vt_setting.json"
+    f.write_text(json.dumps({"redis.url": url}))
+    assert main(["config", "check", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "redis.url" in err and expected in err and "pw" not in err

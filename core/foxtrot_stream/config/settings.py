@@ -717,7 +717,11 @@ def _interpret(
 
     def problem(severity: Literal["error", "warning", "info"], key: str, msg: str) -> None:
         problems.append(
-            Problem(severity, key, msg, value=flat.get(key), line=lines.get(key), has_value=True)
+            # a whole plugin's object refused by its own class (two keys that conflict): no
+            # single value to show
+            Problem(
+                severity, key, msg, value=flat.get(key), line=lines.get(key), has_value=key in flat
+            )
         )
 
     for key, value in flat.items():

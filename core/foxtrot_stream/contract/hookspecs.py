@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         PolicySpec,
         Poller,
         SinkSpec,
+        SourceSpec,
         StateChange,
         TickSink,
         TransportSpec,
@@ -109,6 +110,23 @@ def register_sinks() -> Sequence[SinkSpec]:
     ``stop()`` (a flush) when the feed stops, and shows its ``health()`` in ``status()`` and
     ``/metrics``. A sink whose ``start`` raises is logged and counted; the feed goes on
     without it. On raise (of this hook): as `register_adapters`.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def register_sources() -> Sequence[SourceSpec]:
+    """Declare the tick sources this plugin provides (where ticks are read back from, instead
+    of an exchange: the streams a sink wrote).
+
+    Called: once, at plugin-load time. Returns: a list of `SourceSpec`; not ``firstresult``.
+    `foxtrot-stream tail URL` builds the source whose `schemes` include the URL's scheme with
+    ``factory(settings, SourceRequest(adapter, symbols, url, start, group, consumer))`` and
+    prints every tick of its ``ticks()``. A host's `StreamEngine` builds one per adapter
+    instead of a feed when ``<key>.consume`` is true, calls ``add``/``remove`` as the host
+    (un)subscribes, hands each tick to its consumers and shows ``health()`` in ``status()``.
+    Ordering: irrelevant; names must be unique across plugins. On raise (of this hook): as
+    `register_adapters`.
     """
     raise NotImplementedError
 

@@ -34,6 +34,7 @@ from foxtrot_stream.contract.records import (
     PolicySpec,
     Poller,
     SinkSpec,
+    SourceSpec,
     StateChange,
     TickSink,
     TransportSpec,
@@ -65,6 +66,7 @@ class LoadedPlugin:
     policies: tuple[str, ...]
     hooks: tuple[str, ...]
     sinks: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -114,6 +116,7 @@ class PluginHost:
         self.transports: dict[str, TransportSpec] = {}
         self.policies: dict[str, PolicySpec] = {}
         self.sinks: dict[str, SinkSpec] = {}
+        self.sources: dict[str, SourceSpec] = {}
         self._serves: dict[int, tuple[frozenset[str], tuple[TransportSpec, ...]]] = {}
         """id(plugin object) → (its adapters, its transports): whom its `connect` serves."""
         self._connect_callers: dict[tuple[str, str], Any] = {}
@@ -169,7 +172,8 @@ class PluginHost:
             transports = self._collect(plugin, "register_transports", TransportSpec)
             policies = self._collect(plugin, "register_policies", PolicySpec)
             sinks = self._collect(plugin, "register_sinks", SinkSpec)
-            self._check_names(origin, adapters, transports, policies, sinks)
+            sources = self._collect(plugin, "register_sources", SourceSpec)
+            self._check_names(origin, adapters, transports, policies, sinks, sources)
         except _Refused as exc:
             self.pm.unregister(name=name)
             return self._skip(origin, str(exc))
@@ -187,6 +191,9 @@ class PluginHost:
         for k in sinks:
             self.sinks[k.name] = k
             self.origins[f"sink:{k.name}"] = origin
+        for src in sources:
+            self.sources[src.name] = src
+            self.origins[f"source:{src.name}"] = origin
         hooks = tuple(
             sorted(
                 hc.name
@@ -202,6 +209,7 @@ class PluginHost:
             tuple(p.name for p in policies),
             hooks,
             tuple(k.name for k in sinks),
+            tuple(src.name for src in sources),
         )
         self.plugins.append(loaded)
         return loaded
@@ -245,13 +253,15 @@ class PluginHost:
         transports: list[TransportSpec],
         policies: list[PolicySpec],
         sinks: Sequence[SinkSpec] = (),
+        sources: Sequence[SourceSpec] = (),
     ) -> None:
-        kinds: tuple[tuple[str, Sequence[AdapterSpec | TransportSpec | PolicySpec | SinkSpec]], ...]
-        kinds = (
+        Spec = AdapterSpec | TransportSpec | PolicySpec | SinkSpec | SourceSpec
+        kinds: tuple[tuple[str, Sequence[Spec]], ...] = (
             ("adapter", adapters),
             ("transport", transports),
             ("policy", policies),
             ("sink", sinks),
+            ("source", sources),
         )
         for kind, items in kinds:
             names = [i.name for i in items]
@@ -275,6 +285,17 @@ class PluginHost:
             if key in taken or key == "websocket":
                 raise _Refused(f"settings key {key!r} is already owned by another plugin")
             taken.add(key)
+        own = {k.key: k.settings_cls for k in sinks}
+        for src in sources:
+            if src.settings_cls is None:
+                continue
+            # a source may share its keys with a sink of the same plugin (same class)
+            if own.get(src.key) is src.settings_cls:
+                continue
+            if src.key in taken or src.key == "websocket":
+                raise _Refused(f"settings key {src.key!r} is already owned by another plugin")
+            taken.add(src.key)
+            own[src.key] = src.settings_cls
 
     # --- settings --------------------------------------------------------------------------
 
@@ -291,6 +312,9 @@ class PluginHost:
                 plugin_settings[p.name] = p.settings_cls
         for k in self.sinks.values():
             plugin_settings[k.key] = k.settings_cls
+        for src in self.sources.values():
+            if src.settings_cls is not None:
+                plugin_settings[src.key] = src.settings_cls
         return SettingsSchema(tuple(sorted(self.adapters)), plugin_settings)
 
     def check_required(self, settings: Settings, symbols_for: Iterable[str] = ()) -> None:
@@ -346,6 +370,21 @@ class PluginHost:
         """The sink whose `schemes` include `url`'s scheme (`redis://…` → the Redis sink)."""
         scheme = url.partition("://")[0].lower()
         return next((k for k in self.sinks.values() if scheme in k.schemes), None)
+
+    def source_for_url(self, url: str) -> SourceSpec | None:
+        """The source whose `schemes` include `url`'s scheme (`redis://…` → the Redis source)."""
+        scheme = url.partition("://")[0].lower()
+        return next((s for s in self.sources.values() if scheme in s.schemes), None)
+
+    def consuming_source(self, settings: Settings) -> tuple[SourceSpec, Any] | None:
+        """The source the settings tell hosts to read from (``<key>.consume`` true), with its
+        settings object; None: hosts connect to the exchanges. Several: the first by name."""
+        for name in sorted(self.sources):
+            spec = self.sources[name]
+            obj = settings.plugins.get(spec.key)
+            if obj is not None and getattr(obj, "consume", False) is True:
+                return spec, obj
+        return None
 
     def enabled_sinks(self, settings: Settings) -> list[tuple[SinkSpec, Any]]:
         """Each sink the settings enable (``<key>.enabled``), with its settings object."""

@@ -6,7 +6,7 @@ Registration hooks return the records below (frozen attrs). Where a record came 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -182,6 +182,87 @@ class SinkSpec:
     name: str = attrs.field(validator=_is_identifier)
     settings_cls: type[Any]
     factory: Callable[[Any, str], Sink]
+    settings_key: str | None = None
+    schemes: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.settings_key or self.name
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where ticks come from instead of an exchange: the streams a sink wrote (Redis), read
+    back by a consumer on another machine. Built by a `SourceSpec`'s factory, used on one
+    event loop: `foxtrot-stream tail` iterates `ticks()` and prints each tick; a host whose
+    settings say ``<key>.consume`` runs it in place of its feed (`StreamEngine`).
+    """
+
+    name: str
+
+    def ticks(self) -> AsyncIterator[Tick]:
+        """Every tick of the symbols it reads, each symbol's in order, for ever (until the
+        task iterating it is cancelled, or `aclose`). A tick counts as handed on once yielded
+        (a consumer group acknowledges it before its next read, or at `aclose`). A lost
+        connection is retried and counted, never raised."""
+        ...
+
+    def add(self, symbols: Sequence[str]) -> None:
+        """Read these symbols too, from the next read on (any time, on the loop)."""
+        ...
+
+    def remove(self, symbols: Sequence[str]) -> None:
+        """Stop reading these symbols (unknown ones are ignored)."""
+        ...
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        """The symbols it reads."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close its connections (acknowledging what was handed on, for a group)."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """Plain JSON-safe counters for `status()`: at least ``connected`` (bool), ``read``,
+        ``reconnects`` and ``errors`` (ints); a source may add its own."""
+        ...
+
+
+@attrs.frozen
+class SourceRequest:
+    """What a source is built for: an adapter's symbols, and what the caller (the `tail`
+    command's arguments) overrides in the source's own settings (None: the settings' value)."""
+
+    adapter: str
+    symbols: tuple[str, ...] = ()
+    url: str | None = None
+    start: str | None = None
+    """``"now"`` (ticks written from now on) or ``"oldest"`` (what the streams still hold)."""
+    group: str | None = None
+    """A consumer group to share the entries with (each entry to one consumer of it)."""
+    consumer: str | None = None
+    """This reader's name in `group`."""
+
+
+@attrs.frozen
+class SourceSpec:
+    """A tick source: what `register_sources` returns.
+
+    `settings_cls` (an attrs class with defaults for every field, or None) owns the keys under
+    `settings_key` (default: `name`); a source may share them with a sink of the same plugin
+    (same key and class: the Redis plugin's ``redis.*``). A settings class with a ``consume``
+    boolean lets hosts read from the source instead of the exchange (``<key>.consume``).
+    `schemes` are the URL schemes `foxtrot-stream tail URL` hands to it.
+    `factory(settings, request)` builds one source: `settings` is the plugin's settings object
+    (None without a class), `request` a `SourceRequest`; it must not do I/O (`ticks()` does).
+    """
+
+    name: str = attrs.field(validator=_is_identifier)
+    factory: Callable[[Any, SourceRequest], Source]
+    settings_cls: type[Any] | None = None
     settings_key: str | None = None
     schemes: tuple[str, ...] = ()
     description: str = ""

@@ -116,8 +116,8 @@ def settings_problems(exc: SettingsError) -> list[tuple[str, int]]:
 def transport_notice(engine: StreamEngine) -> str | None:
     """A line for the host's log when its settings leave WebSocket off (Foxtrot's own default
     for `websocket.enabled` is false): otherwise a user sees slow ticks and no reason."""
-    if engine.settings.websocket.enabled:
-        return None
+    if engine.settings.websocket.enabled or engine.host.consuming_source(engine.settings):
+        return None  # (consuming: the ticks come from a source, not from the exchange)
     return (
         "websocket.enabled is false in the settings: every symbol is polled over HTTP; "
         'set "websocket.enabled": true in vt_setting.json to stream over WebSocket'

@@ -32,6 +32,12 @@ Queue policies (the loop never blocks; every tick not delivered is counted as dr
 Either way a consumer never gets an older quote of a symbol after a newer one, and
 ``received = delivered + dropped + queued``.
 
+Reading from a source instead of the exchange: when the settings say ``<key>.consume`` for an
+installed source (the Redis plugin's ``redis.consume``), each adapter's feed is a `SourceFeed`
+that reads the adapter's ticks from it (published by a feed elsewhere): the same consumers,
+subscribe and unsubscribe, and a `status()` with the source's health under ``source``; it has
+no instruments (`instruments` raises TypeError) and no breaker to reset.
+
 Errors: a call that cannot be served raises in the calling thread — `RuntimeError` when the
 engine is not running (not started, or stopped), `LookupError` for an adapter that is not
 installed, `TimeoutError` when the loop did not answer in time. Symbols the exchange refuses
@@ -58,6 +64,7 @@ from foxtrot_stream.contract.plugins import PluginHost
 from foxtrot_stream.contract.records import Instrument
 from foxtrot_stream.runtime.buffer import HandOff
 from foxtrot_stream.runtime.feed import Feed
+from foxtrot_stream.runtime.source_feed import SourceFeed
 from foxtrot_stream.surfaces.serve import ServeOptions, StatusServer, start_server
 
 log = logging.getLogger("foxtrot_stream.integrations.engine")
@@ -205,7 +212,7 @@ class StreamEngine:
         self._stopped = threading.Event()
         self._stop_result = True
         # loop-side state: touched only on the loop thread
-        self._feeds: dict[str, Feed] = {}
+        self._feeds: dict[str, Feed | SourceFeed] = {}
         self._feed_locks: dict[str, asyncio.Lock] = {}
         self._calls: set[asyncio.Task[Any]] = set()
         self._shutdown: asyncio.Event | None = None
@@ -332,7 +339,7 @@ class StreamEngine:
                 self._loop.call_soon_threadsafe(self._attach_everywhere)  # the started feeds
         return consumer
 
-    def _attach(self, feed: Feed) -> None:
+    def _attach(self, feed: Feed | SourceFeed) -> None:
         """On the loop: every consumer's `put` is one of `feed`'s consumers (once each)."""
         for consumer in self._consumers:
             if not any(c is consumer.put for c in feed.consumers):
@@ -486,15 +493,25 @@ class StreamEngine:
 
     # --- on the loop --------------------------------------------------------------------------
 
-    async def _feed(self, adapter: str) -> Feed:
+    async def _feed(self, adapter: str) -> Feed | SourceFeed:
         feed = self._feeds.get(adapter)
         if feed is None:
-            feed = Feed(self.host, self.settings, adapter)
+            feed = self._new_feed(adapter)
             self._attach(feed)  # each consumer's queue is the feed's own consumer: one call
             await feed.start()
             self._feeds[adapter] = feed
             self._attach(feed)  # and any consumer added while it started
         return feed
+
+    def _new_feed(self, adapter: str) -> Feed | SourceFeed:
+        """A feed of the exchange, or, when the settings say ``<key>.consume`` (the Redis
+        plugin's ``redis.consume``), one that reads the adapter's ticks from that source."""
+        consuming = self.host.consuming_source(self.settings)
+        if consuming is None:
+            return Feed(self.host, self.settings, adapter)
+        spec, own = consuming
+        display = self.host.adapters[adapter].display_name
+        return SourceFeed(spec, own, self.settings, adapter, display)
 
     def _lock_of(self, adapter: str) -> asyncio.Lock:
         return self._feed_locks.setdefault(adapter, asyncio.Lock())
@@ -520,7 +537,13 @@ class StreamEngine:
     ) -> tuple[str, str]:
         if self._server is not None:
             raise RuntimeError(f"already serving at {self._server.url}")
-        server = await start_server(lambda: list(self._feeds.values()), host, port, options)
+        server = await start_server(
+            # the status server shows exchange feeds (a source's health is in `status()`)
+            lambda: [f for f in self._feeds.values() if isinstance(f, Feed)],
+            host,
+            port,
+            options,
+        )
         self._server = server
         log.info("status page %s (control token returned to the caller, not logged)", server.url)
         return server.url, server.token

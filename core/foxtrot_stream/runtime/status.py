@@ -176,6 +176,10 @@ class AdapterStatus:
     recent_changes: list[StateChange]
     sinks: list[dict[str, Any]] = attrs.Factory(list)
     """Each of the feed's sinks' `health()` (name, connected, written, dropped, queued, …)."""
+    source: dict[str, Any] | None = None
+    """When the adapter's ticks are read from a source (``<key>.consume``) instead of the
+    exchange: the source's `health()` (connected, read, reconnects, errors, …) and ``lag_ms``
+    (now minus the last tick's `received_ts`: how far behind the feed that published it)."""
 
 
 @attrs.frozen

@@ -29,7 +29,8 @@ from foxtrot_stream.config.settings import (
     strict_json_problems,
 )
 from foxtrot_stream.contract.plugins import PluginHost, PluginLoadError
-from foxtrot_stream.surfaces import demo, runner
+from foxtrot_stream.contract.records import SourceRequest
+from foxtrot_stream.surfaces import demo, runner, tail
 from foxtrot_stream.surfaces.serve import (
     DEFAULT_MAX_CONNECTIONS,
     ServeAddressError,
@@ -150,7 +151,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("adapter")
     sim.add_argument("args", nargs=argparse.REMAINDER)
+    _tail_parser(sub)
     return parser
+
+
+def _tail_parser(sub: Any) -> None:
+    t = sub.add_parser(
+        "tail",
+        help="print the ticks a source holds (e.g. the Redis streams a sink wrote), as `run` "
+        "prints them",
+    )
+    t.add_argument("url", help="the source, by its URL's scheme (redis://HOST:PORT/DB)")
+    t.add_argument("--symbols", nargs="+", required=True, metavar="S")
+    t.add_argument("--adapter", default="binance", help="whose ticks (default binance)")
+    t.add_argument("--format", choices=("table", "jsonl"), default="table", dest="fmt")
+    t.add_argument(
+        "--from",
+        dest="start",
+        choices=("now", "oldest"),
+        help="on a stream not read before: new entries only, or every entry it still holds "
+        "(default: the settings', now)",
+    )
+    t.add_argument(
+        "--group",
+        metavar="NAME",
+        help="read in this consumer group: the readers of a group share the entries",
+    )
+    t.add_argument("--consumer", metavar="NAME", help="this reader's name in --group")
+    t.add_argument("--duration", type=_positive, help="stop after this many seconds")
+    t.add_argument("--config", help="settings file (default: $FOXTROT_SETTINGS or vt_setting.json)")
 
 
 SERVE_HELP = (
@@ -272,6 +301,14 @@ def cmd_plugins(host: PluginHost, args: argparse.Namespace) -> int:
             on = getattr(settings.plugins.get(sink.key), "enabled", False) is True
             state = "enabled" if on else f"off ({sink.key}.enabled is false)"
             print(f"  sink      {name}: {state}: {sink.description}")
+        for name in plugin.sources:
+            source = host.sources[name]
+            on = getattr(settings.plugins.get(source.key), "consume", False) is True
+            state = "hosts consume it" if on else "for tail"
+            if source.settings_cls is not None and not on:
+                state += f" (hosts: {source.key}.consume is false)"
+            schemes = ", ".join(f"{x}://" for x in source.schemes)
+            print(f"  source    {name} ({schemes}): {state}: {source.description}")
         if plugin.hooks:
             print(f"  hooks     {', '.join(plugin.hooks)}")
     for problem in host.problems:
@@ -340,7 +377,11 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        own = attrs.evolve(settings.plugins[spec.key], enabled=True, url=url)
+        try:
+            own = attrs.evolve(settings.plugins[spec.key], enabled=True, url=url)
+        except ValueError as exc:  # the sink's settings refuse it (redis.consume is true)
+            print(f"foxtrot-stream: --sink {redact(url)}: {redact(str(exc))}", file=sys.stderr)
+            return EXIT_USAGE
         settings = attrs.evolve(settings, plugins={**settings.plugins, spec.key: own})
     if args.shard is not None:
         sharded = {a: attrs.evolve(settings.adapter(a), shard=args.shard) for a in adapters}
@@ -444,6 +485,37 @@ def cmd_simulate(host: PluginHost, args: argparse.Namespace) -> int:
     return spec.simulator.main(list(args.args))
 
 
+def cmd_tail(host: PluginHost, args: argparse.Namespace) -> int:
+    url = args.url
+    spec = host.source_for_url(url)
+    if spec is None:
+        schemes = sorted(x for s in host.sources.values() for x in s.schemes)
+        hint = "; ".join(str(p) for p in host.problems)
+        print(
+            f"foxtrot-stream: tail {redact(url)}: no installed source takes this URL (schemes "
+            f"installed: {', '.join(schemes) or 'none'}; for redis://, install "
+            f"foxtrot-stream-redis){f'; {hint}' if hint else ''}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.consumer and not args.group:
+        print("foxtrot-stream: tail: --consumer names a reader of a --group", file=sys.stderr)
+        return EXIT_USAGE
+    loaded = _load(host, args.config)
+    _print_problems(loaded)
+    request = SourceRequest(
+        args.adapter.lower(),
+        tuple(dict.fromkeys(s.upper() for s in args.symbols)),
+        url=url,
+        start=args.start,
+        group=args.group,
+        consumer=args.consumer,
+    )
+    return asyncio.run(
+        tail.tail(host, loaded.settings, spec, request, fmt=args.fmt, duration=args.duration)
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -456,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run,
         "demo": cmd_demo,
         "simulate": cmd_simulate,
+        "tail": cmd_tail,
     }
     try:
         if args.command == "config":

@@ -24,6 +24,7 @@ from rich.live import Live
 from rich.table import Table
 
 from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.runtime.source_feed import SourceFeed
 from foxtrot_stream.runtime.status import AdapterStatus, adapter_status_async
 
 if TYPE_CHECKING:
@@ -287,7 +288,7 @@ class LiveTable:
 
     STATUS_EVERY = 1.0
 
-    def __init__(self, feeds: Sequence[Feed], console: Console | None = None) -> None:
+    def __init__(self, feeds: Sequence[Feed | SourceFeed], console: Console | None = None) -> None:
         # off a terminal (a pipe, a log file) there is no width to fit: don't squash columns
         self.console = console or Console(width=None if sys.stdout.isatty() else 132)
         self.feeds = feeds
@@ -383,7 +384,7 @@ class LiveTable:
         now = time.monotonic()
         if now - self._built >= self.STATUS_EVERY:
             self._built = now
-            self._records = [await adapter_status_async(feed.record()) for feed in self.feeds]
+            self._records = [await _status_of(feed) for feed in self.feeds]
         self.live.update(self.render())
 
     def stop(self) -> None:
@@ -399,6 +400,12 @@ class LiveTable:
         for handler, old in self._moved:
             handler.setStream(old)
         self._moved.clear()
+
+
+async def _status_of(feed: Feed | SourceFeed) -> AdapterStatus:
+    if isinstance(feed, SourceFeed):  # `foxtrot-stream tail`: a few counters, built at once
+        return feed.status_record()
+    return await adapter_status_async(feed.record())
 
 
 def _same_terminal(a: object, b: object) -> bool:

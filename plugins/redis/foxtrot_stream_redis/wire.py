@@ -26,12 +26,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from foxtrot_stream.contract.model import Tick
 from foxtrot_stream_redis.ids import stream_key
+from foxtrot_stream_redis.settings import url_problem
 
-#: Query parameters of a ``rediss://`` URL the sink's connection understands.
-TLS_PARAMETERS = frozenset(
-    {"ssl_ca_certs", "ssl_cert_reqs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"}
-)
-_KNOWN = frozenset({"host", "port", "db", "username", "password", "path", "connection_class"})
 #: `XADD` arguments per entry: XADD key MAXLEN ~ n id + 12 field/value pairs.
 ARGUMENTS = 6 + 2 * 12
 
@@ -47,14 +43,11 @@ def command(*words: str) -> bytes:
 
 def url_options(url: str) -> dict[str, Any]:
     """What `url` asks for (`redis.url`): the `redis` client's reading of it. Raises ValueError
-    for a scheme or a query parameter the sink cannot honour."""
-    options = dict(parse_url(url))
-    unknown = set(options) - _KNOWN - TLS_PARAMETERS
-    if unknown:
-        raise ValueError(f"unsupported URL parameter(s): {', '.join(sorted(unknown))}")
-    if options.get("connection_class") is not SSLConnection and set(options) & TLS_PARAMETERS:
-        raise ValueError("ssl_* parameters need a rediss:// URL")
-    return options
+    for a URL the sink cannot honour (`settings.url_problem`: the settings refuse it first)."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValueError(problem)
+    return dict(parse_url(url))
 
 
 def _tls(options: Mapping[str, Any]) -> ssl.SSLContext:
