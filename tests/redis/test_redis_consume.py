@@ -76,12 +76,17 @@ async def test_the_engine_gets_exactly_what_the_publishing_feed_delivered(
         feed.add_consumer(delivered.append)
         await feed.start(SYMBOLS)
         await wait_for(lambda: len(delivered) >= 80, 5, "80 ticks from the simulator")
+        listed = await feed.instruments()
         await feed.stop()  # flushes the sink
         await wait_for(lambda: len(got) >= len(delivered), 3, "the engine caught up")
         await asyncio.sleep(0.1)  # anything more would be a tick twice
         status = await asyncio.to_thread(engine.status)
+        # and the contracts: the instrument list the publishing feed's sink left in Redis
+        assert await asyncio.to_thread(engine.instruments, "binance") == listed
     finally:
         await asyncio.to_thread(engine.stop, 5)
+    assert feed.sinks[0].instruments_written == 1  # type: ignore[attr-defined]
+    assert {i.symbol for i in listed} >= set(SYMBOLS)
     for symbol in SYMBOLS:
         assert [t for t in got if t.symbol == symbol] == [
             t for t in delivered if t.symbol == symbol

@@ -167,6 +167,17 @@ class Sink(Protocol):
         ...
 
 
+@runtime_checkable
+class InstrumentSink(Protocol):
+    """Optional sink capability: the exchange's instrument list, published next to the ticks so
+    that hosts reading from the sink's destination get contracts too. A feed with such a sink
+    (and an adapter with `Instruments`) hands it the list once it has it after starting."""
+
+    def put_instruments(self, instruments: Sequence[Instrument]) -> None:
+        """The list (on the feed's loop; like `put`, it must not wait: the writer sends it)."""
+        ...
+
+
 @attrs.frozen
 class SinkSpec:
     """A tick sink: what `register_sinks` returns.
@@ -228,6 +239,16 @@ class Source(Protocol):
     def health(self) -> dict[str, Any]:
         """Plain JSON-safe counters for `status()`: at least ``connected`` (bool), ``read``,
         ``reconnects`` and ``errors`` (ints); a source may add its own."""
+        ...
+
+
+@runtime_checkable
+class InstrumentSource(Protocol):
+    """Optional source capability: the instrument list an `InstrumentSink` published, for a
+    host reading from the source (its contracts)."""
+
+    async def instruments(self) -> Sequence[Instrument]:
+        """The list as last published (`LookupError` if none was)."""
         ...
 
 

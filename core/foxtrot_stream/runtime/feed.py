@@ -40,6 +40,7 @@ from foxtrot_stream.contract.records import (
     FrameHandler,
     Instrument,
     Instruments,
+    InstrumentSink,
     Poller,
     PollError,
     RateLimited,
@@ -272,6 +273,32 @@ class Feed:
             self.sinks.append(sink)
             self.consumers.append(sink.put)
             self.log.info("publishing to sink %s", spec.name)
+        listing = any(isinstance(s, InstrumentSink) for s in self.sinks)
+        if listing and isinstance(self.adapter, Instruments):
+            self._spawn(self._publish_instruments(), f"{self.name}-instruments")
+
+    async def _publish_instruments(self) -> None:
+        """Hand the exchange's instrument list to the sinks that publish it (hosts reading
+        from them get contracts): once, retried while the exchange cannot tell (1, 2, 4 … 60 s
+        apart, told once)."""
+        wait = 1.0
+        while True:
+            try:
+                instruments = await self.instruments()
+                break
+            except PollError as exc:
+                if wait == 1.0:
+                    self.log.warning("no instrument list for the sinks yet (%s); retrying", exc)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 60.0)
+        for sink in self.sinks:
+            if not isinstance(sink, InstrumentSink):
+                continue
+            try:
+                sink.put_instruments(instruments)
+            except Exception:
+                self.counters.plugin_errors += 1
+                self.error_log.exception("sink %s refused the instrument list", sink.name)
 
     def _sink_health(self) -> list[dict[str, Any]]:
         out = []

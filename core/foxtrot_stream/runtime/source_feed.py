@@ -22,7 +22,13 @@ import attrs
 
 from foxtrot_stream.config.settings import Settings
 from foxtrot_stream.contract.model import Tick
-from foxtrot_stream.contract.records import Instrument, Source, SourceRequest, SourceSpec
+from foxtrot_stream.contract.records import (
+    Instrument,
+    InstrumentSource,
+    Source,
+    SourceRequest,
+    SourceSpec,
+)
 from foxtrot_stream.runtime.metrics import LatencyStats
 from foxtrot_stream.runtime.status import (
     AdapterStatus,
@@ -101,10 +107,14 @@ class SourceFeed:
             self.source.remove([s.upper() for s in symbols])
 
     async def instruments(self) -> tuple[Instrument, ...]:
-        raise TypeError(
-            f"{self.name} reads from the {self.spec.name} source ({self.spec.key}.consume): "
-            "it has no instrument list"
-        )
+        """The list the publishing feeds left with the source (`InstrumentSource`); TypeError
+        if the source cannot carry one, LookupError if none was published."""
+        if not isinstance(self.source, InstrumentSource):
+            raise TypeError(
+                f"{self.name} reads from the {self.spec.name} source ({self.spec.key}.consume):"
+                " it has no instrument list"
+            )
+        return tuple(await self.source.instruments())
 
     def reset(self, connection: int | None = None) -> int:
         """No breaker to reset: the source reconnects by itself."""

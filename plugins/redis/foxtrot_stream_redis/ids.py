@@ -34,7 +34,13 @@ older than the stream's last, and are refused until they overtake it.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
+import attrs
+
 from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.contract.records import Instrument
 
 SHIFT = 16
 SUB_MAX = (1 << SHIFT) - 1
@@ -45,6 +51,23 @@ def stream_key(prefix: str, adapter: str, symbol: str) -> str:
     """``ticks:{binance:BTCUSDT}``: the hash tag keeps one symbol's stream on one Cluster node
     (and lets a consumer read several streams of one symbol in one command)."""
     return f"{prefix}:{{{adapter}:{symbol}}}"
+
+
+def instruments_key(prefix: str, adapter: str) -> str:
+    """``ticks:instruments:{binance}``: the adapter's instrument list (one JSON document)."""
+    return f"{prefix}:instruments:{{{adapter}}}"
+
+
+def instruments_json(instruments: Sequence[Instrument]) -> str:
+    return json.dumps([attrs.asdict(i) for i in instruments], separators=(",", ":"))
+
+
+def instruments_of(text: str | bytes) -> tuple[Instrument, ...]:
+    """The inverse of `instruments_json`; ValueError for a document that is not one."""
+    try:
+        return tuple(Instrument(**item) for item in json.loads(text))
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not an instrument list: {exc}") from None
 
 
 def parse_id(text: str | bytes) -> tuple[int, int]:

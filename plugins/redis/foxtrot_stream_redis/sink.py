@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import hiredis
@@ -24,11 +25,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foxtrot_stream.contract.model import Tick
+from foxtrot_stream.contract.records import Instrument
 from foxtrot_stream.runtime.buffer import HandOff
 from foxtrot_stream.util.redact import redact
-from foxtrot_stream_redis.ids import StreamIds
+from foxtrot_stream_redis.ids import StreamIds, instruments_json, instruments_key
 from foxtrot_stream_redis.settings import RedisSettings
-from foxtrot_stream_redis.wire import Connection, Encoder
+from foxtrot_stream_redis.wire import Connection, Encoder, command
 
 log = logging.getLogger("foxtrot_stream_redis")
 
@@ -83,6 +85,8 @@ class RedisSink:
         self._closing = False
         self._deadline: float | None = None
         self._inflight = 0
+        self._listing: bytes | None = None
+        self.instruments_written = 0
         self.connected = False
         self.written = 0
         self.duplicates = 0
@@ -145,6 +149,9 @@ class RedisSink:
         queue, wake = self._queue, self._wake
         size = self.settings.batch
         while True:
+            listing, self._listing = self._listing, None
+            if listing is not None and await self._send(listing, 1, ticks=0) is not None:
+                self.instruments_written += 1
             batch = queue.take()
             if batch is None:
                 if self._closing:
@@ -170,11 +177,24 @@ class RedisSink:
         return "".join(out).encode(), len(out)
 
     async def _write(self, batch: tuple[bytes, int]) -> None:
-        """One write (one round trip) for the batch, retried until Redis answers (or the stop's
-        deadline passes: then its ticks are counted as dropped)."""
+        """One batch of `XADD`s, counted by what Redis answered to each."""
         data, count = batch
-        if not count:
+        results = await self._send(data, count, ticks=count) if count else None
+        if results is None:
             return
+        for result in results:
+            if not isinstance(result, hiredis.ReplyError):
+                self.written += 1
+            elif REFUSED in str(result):
+                self.duplicates += 1
+            else:
+                self.refused += 1
+                if self.refused == 1:
+                    log.error("redis sink (%s): Redis refused an entry: %s", self.adapter, result)
+
+    async def _send(self, data: bytes, count: int, ticks: int) -> list[Any] | None:
+        """One write (one round trip) of `count` commands, retried until Redis answers; None
+        when the stop's deadline passed first (the `ticks` it carried are counted as lost)."""
         conn = self._conn
         wait = FIRST_RETRY
         while True:
@@ -189,9 +209,9 @@ class RedisSink:
                 self.connected = False
                 deadline = self._deadline
                 if deadline is not None and time.monotonic() + wait > deadline:
-                    self.lost += count
+                    self.lost += ticks
                     self._inflight = 0
-                    return
+                    return None
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, self.settings.retry_max)
                 continue
@@ -202,12 +222,12 @@ class RedisSink:
                 log.info("redis sink (%s): writing again", self.adapter)
             self.connected = True
             self._ever = True
-        for result in results:
-            if not isinstance(result, hiredis.ReplyError):
-                self.written += 1
-            elif REFUSED in str(result):
-                self.duplicates += 1
-            else:
-                self.refused += 1
-                if self.refused == 1:
-                    log.error("redis sink (%s): Redis refused an entry: %s", self.adapter, result)
+        return results
+
+    def put_instruments(self, instruments: Sequence[Instrument]) -> None:
+        """The `InstrumentSink` capability: the list goes to `<prefix>:instruments:{<adapter>}`
+        (one JSON document, replaced whole; redundant feeds write the same) before the next
+        batch."""
+        self._listing = command("SET", instruments_key(self.settings.key_prefix, self.adapter),
+                                instruments_json(instruments))  # fmt: skip
+        self._wake.set()

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -34,8 +35,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 
 from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.contract.records import Instrument
 from foxtrot_stream.util.redact import redact
-from foxtrot_stream_redis.ids import parse_id, stream_key
+from foxtrot_stream_redis.ids import instruments_key, instruments_of, parse_id, stream_key
 from foxtrot_stream_redis.sink import DOWN, FIRST_RETRY
 
 log = logging.getLogger("foxtrot_stream_redis")
@@ -155,6 +157,27 @@ class RedisSource:
             key = self._keys.pop(s, None)
             if key is not None and self.group is None:
                 self.last_ids.pop(key, None)  # subscribed again later: from `start` again
+
+    async def instruments(self, wait: float = 30.0) -> tuple[Instrument, ...]:
+        """The `InstrumentSource` capability: the list the publishing feeds' sinks wrote
+        (`<prefix>:instruments:{<adapter>}`), waiting up to `wait` seconds for it to appear
+        (a host may start before the feed tier); LookupError if it does not."""
+        key = instruments_key(self.key_prefix, self.adapter)
+        deadline = time.monotonic() + wait
+        pause = FIRST_RETRY
+        why = "not published yet"
+        while True:
+            try:
+                text: Any = await self._client.get(key)
+            except DOWN as exc:
+                why = f"cannot read it: {redact(str(exc))}"
+            else:
+                if text is not None:
+                    return instruments_of(text)
+            if time.monotonic() + pause > deadline:
+                raise LookupError(f"no instrument list at {key} in {redact(self.url)}: {why}")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, self.retry_max)
 
     def health(self) -> dict[str, Any]:
         out: dict[str, Any] = {
