@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -146,3 +147,39 @@ async def test_an_entry_that_is_not_a_tick_is_counted_and_skipped(
     await asyncio.wait_for(take(source, got, len(written)), 3)
     await source.aclose()
     assert got == written and source.health()["malformed"] == 1
+
+
+async def test_a_dead_group_consumers_pending_entries_are_taken_over(
+    redis_server: RedisServer,
+) -> None:
+    """Consumer "dead" is given entries and never acknowledges them (its process died): after
+    `claim_after` a live consumer of the group takes them over, so the group still gets every
+    entry, each once."""
+    written = await publish(redis_server.url, range(40))
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        for symbol in SYMBOLS:
+            k = stream_key("ticks", "binance", symbol)
+            await client.xgroup_create(k, "g", id="0")
+            await client.xreadgroup("g", "dead", {k: ">"}, count=15)  # given, never acked
+    finally:
+        await client.aclose()
+    live = RedisSource(redis_server.url, "binance", SYMBOLS, start="oldest", group="g",
+                       consumer="live", block=0.05, timeout=0.5, retry_max=0.1,
+                       claim_after=0.2)  # fmt: skip
+    got: list[Tick] = []
+    await asyncio.wait_for(take(live, got, len(written)), 3)
+    with contextlib.suppress(TimeoutError):  # nothing more may come: it would be a repeat
+        await asyncio.wait_for(take(live, got, len(written) + 1), 0.4)
+    await live.aclose()
+    assert sorted(map(key, got)) == sorted(map(key, written))
+    assert len(set(map(key, got))) == len(got)
+    assert live.claimed == 15 * len(SYMBOLS) and live.acked == len(written)
+    # nothing is left pending for anyone
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        for symbol in SYMBOLS:
+            pending: Any = await client.xpending(stream_key("ticks", "binance", symbol), "g")
+            assert pending["pending"] == 0
+    finally:
+        await client.aclose()

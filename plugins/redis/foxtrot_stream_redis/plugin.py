@@ -34,6 +34,7 @@ def _build_source(settings: RedisSettings, request: SourceRequest) -> Source:
         retry_max=settings.retry_max,
         group=group or None,
         consumer=(consumer or None) if group else None,
+        claim_after=settings.claim_after,
     )
 
 

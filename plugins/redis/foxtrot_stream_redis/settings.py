@@ -177,6 +177,16 @@ class RedisSettings:
             high=60.0,
         ),
     )
+    claim_after: PositiveFloat = attrs.field(
+        default=PositiveFloat(60.0),
+        metadata=ranged(
+            "In `redis.group`: entries given to another consumer of the group and not "
+            "acknowledged for this many seconds (that process died) are taken over "
+            "(`XAUTOCLAIM`) and handed on here; 0: never.",
+            low=0.0,
+            high=86_400.0,
+        ),
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.enabled and self.consume:

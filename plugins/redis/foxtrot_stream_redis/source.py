@@ -15,8 +15,11 @@ Two ways to read:
   hands on those it had not handed on yet, so nothing is lost; a reader that keeps its
   `consumer` name across restarts resumes without a gap, and without repeating what it had
   acknowledged. At least once: a process that dies between handing a tick on and the next
-  acknowledgement gets those entries again when it comes back under the same name (entries
-  of a reader that never comes back stay pending: `XAUTOCLAIM` them).
+  acknowledgement gets those entries again when it comes back under the same name. Entries of
+  a reader that does not come back are taken over by a live one once they have waited
+  `claim_after` seconds unacknowledged (`XAUTOCLAIM`, `redis.claim_after`; 0: never); they
+  are older than what the taker had read, so across a take-over a stream's order holds per
+  consumer only, as in any work sharing.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ class RedisSource:
         retry_max: float = 1.0,
         group: str | None = None,
         consumer: str | None = None,
+        claim_after: float = 0.0,
     ) -> None:
         if start not in ("now", "oldest"):
             raise ValueError(f"start {start!r}: expected 'now' or 'oldest'")
@@ -111,6 +115,9 @@ class RedisSource:
         self.start = start
         self.group = group or None
         self.consumer = consumer or socket.gethostname()
+        self.claim_after = claim_after
+        self.claimed = 0
+        self._next_claim = 0.0
         self.last_ids: dict[str, str] = dict(last_ids or {})
         self.block = block
         self.count = count
@@ -191,7 +198,8 @@ class RedisSource:
             "streams": len(self._keys),
         }
         if self.group is not None:
-            out |= {"group": self.group, "consumer": self.consumer, "acked": self.acked}
+            out |= {"group": self.group, "consumer": self.consumer, "acked": self.acked,
+                    "claimed": self.claimed}  # fmt: skip
         return out
 
     async def ticks(self) -> AsyncIterator[Tick]:
@@ -204,6 +212,7 @@ class RedisSource:
                 await self._changed.wait()
                 continue
             try:
+                claimed = False
                 if self.group is None:
                     await self._positions()
                     reply: Reply = await self._client.xread(
@@ -212,7 +221,7 @@ class RedisSource:
                         block=max(1, int(self.block * 1000)),
                     )
                 else:
-                    reply = await self._read_group()
+                    reply, claimed = await self._read_group()
             except DOWN as exc:
                 self._down(str(exc))
                 await asyncio.sleep(wait)
@@ -235,15 +244,20 @@ class RedisSource:
                 handed = self._handed.setdefault(name, [])
                 for entry_id, fields in entries:
                     eid = _str(entry_id)
-                    if backlog:
+                    if claimed:  # another consumer's, older than ours: handed on, no position
+                        handed.append(eid)
+                        if not fields:  # trimmed away meanwhile
+                            continue
+                    elif backlog:
                         self._backlog[name] = eid  # type: ignore[index]
                         seen = self.last_ids.get(name)
                         if not fields or (seen is not None and parse_id(eid) <= parse_id(seen)):
                             handed.append(eid)  # trimmed, or handed on before the outage
                             continue
-                    self.last_ids[name] = eid
-                    if self.group is not None:
-                        handed.append(eid)  # yielded: handed on (acknowledged before next read)
+                    else:
+                        self.last_ids[name] = eid
+                        if self.group is not None:
+                            handed.append(eid)  # yielded: handed on (acknowledged next read)
                     try:
                         tick = tick_of(fields)
                     except (KeyError, ValueError) as exc:  # not an entry the sink wrote
@@ -283,7 +297,8 @@ class RedisSource:
             top: Any = await self._client.xrevrange(key, count=1)
             self.last_ids[key] = _str(top[0][0]) if top else "0-0"
 
-    async def _read_group(self) -> Reply:
+    async def _read_group(self) -> tuple[Reply, bool]:
+        """The next entries for this consumer, and whether they were claimed from another."""
         group, client = self.group, self._client
         assert group is not None
         await self._ack()
@@ -307,8 +322,13 @@ class RedisSource:
                 count=self.count,
             )
             if any(entries for _, entries in reply or ()):
-                return reply
+                return reply, False
             self._backlog = None  # every pending entry re-read: new ones from now on
+        if self.claim_after > 0 and time.monotonic() >= self._next_claim:
+            claimed = await self._claim()
+            if claimed:
+                return claimed, True
+            self._next_claim = time.monotonic() + self.claim_after / 2
         reply = await client.xreadgroup(
             group,
             self.consumer,
@@ -316,7 +336,24 @@ class RedisSource:
             count=self.count,
             block=max(1, int(self.block * 1000)),
         )
-        return reply
+        return reply, False
+
+    async def _claim(self) -> Reply:
+        """Entries pending for longer than `claim_after` seconds with any consumer of the group
+        (one that died, or stopped for good): taken over (`XAUTOCLAIM`), a batch at a time."""
+        group = self.group
+        assert group is not None
+        idle = max(1, int(self.claim_after * 1000))
+        out = []
+        for key in self.keys:
+            reply: Any = await self._client.xautoclaim(
+                key, group, self.consumer, idle, start_id="0-0", count=self.count
+            )
+            entries = reply[1]
+            if entries:
+                self.claimed += len(entries)
+                out.append((key, entries))
+        return out
 
     async def _ack(self) -> None:
         """Acknowledge what was handed on (kept for the next try if Redis does not answer)."""
