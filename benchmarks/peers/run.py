@@ -61,6 +61,20 @@ RUNNERS = [
         notes="bare aiohttp `ws.receive()` + `orjson.loads` + slotted attrs tick, no checks",
     ),
 ]
+RUNNERS += [
+    Runner(
+        "cryptofeed",
+        "run_cryptofeed.py",
+        ("cryptofeed==2.4.1",),
+        notes="normalized `Ticker` (Decimal prices) to an async callback; uvloop (its default)",
+    ),
+    Runner(
+        "python-binance",
+        "run_python_binance.py",
+        ("python-binance==1.0.37",),
+        notes="async `BinanceSocketManager` multiplex socket, dict per message (orjson)",
+    ),
+]
 BY_NAME = {r.name: r for r in RUNNERS}
 
 
@@ -177,10 +191,10 @@ def main() -> None:
                 res = run_once(pythons[r.name], r, port, args)
                 results[r.name].append(res)
                 if "error" in res:
-                    print(f"  round {rnd + 1} {r.name:<12} ERROR {res['error']}", flush=True)
+                    print(f"  round {rnd + 1} {r.name:<15} ERROR {res['error']}", flush=True)
                 else:
                     print(
-                        f"  round {rnd + 1} {r.name:<12} {res['ticks_per_cpu_s']:>9,} ticks/CPU-s"
+                        f"  round {rnd + 1} {r.name:<15} {res['ticks_per_cpu_s']:>9,} ticks/CPU-s"
                         f"  ({res['cpu_s']:.2f} CPU-s, {res['wall_s']:.2f} s wall, "
                         f"start {res['startup_s']} s)",
                         flush=True,
