@@ -40,6 +40,10 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+#: `u` of the sender's first bookTicker (`benchmarks/full_path.py`'s `U0`); the n-th is U0 + n - 1
+U0 = 400_900_000
+
+
 class Meter:
     """`tick()` once per tick in the user callback; reports and exits at the `n`-th."""
 
@@ -55,12 +59,27 @@ class Meter:
         timer.daemon = True
         timer.start()
         self.tick: Callable[..., None] = self._tick
+        self.delivered = 0
+        self.u0 = 0
 
     def _tick(self, *_: object) -> None:
         self.count += 1
         if self.count == 1:
             self.cpu0, self.wall0 = cpu(), time.perf_counter()
         elif self.count >= self.n:
+            self.report(0)
+
+    def upto(self, u: int, delivered: int = 1) -> None:
+        """For a client whose await API conflates (hands out the latest quote per symbol, not
+        every update): the highest `u` it has handed out so far. The frames it processed are
+        counted by `u` (all of them are parsed either way), the updates it handed out in
+        `delivered`."""
+        self.delivered += delivered
+        if not self.count:
+            self.cpu0, self.wall0 = cpu(), time.perf_counter()
+            self.u0 = u
+        self.count = u - self.u0 + 1
+        if u >= U0 + self.n - 1:
             self.report(0)
 
     def report(self, code: int, error: str | None = None) -> None:
@@ -77,6 +96,8 @@ class Meter:
                 "api": self.api,
                 "startup_s": round(self.wall0 - self.started, 2) if self.count else None,
             }
+            if self.delivered:
+                out["delivered"] = self.delivered
             if error:
                 out["error"] = error
             sys.stdout.write(json.dumps(out) + "\n")

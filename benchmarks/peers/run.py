@@ -75,6 +75,14 @@ RUNNERS += [
         notes="async `BinanceSocketManager` multiplex socket, dict per message (orjson)",
     ),
 ]
+RUNNERS += [
+    Runner(
+        "ccxt",
+        "run_ccxt.py",
+        ("ccxt==4.5.90",),
+        notes="ccxt.pro `watch_bids_asks` loop, unified ticker dicts; conflates (see README)",
+    ),
+]
 BY_NAME = {r.name: r for r in RUNNERS}
 
 
@@ -196,7 +204,9 @@ def main() -> None:
                     print(
                         f"  round {rnd + 1} {r.name:<15} {res['ticks_per_cpu_s']:>9,} ticks/CPU-s"
                         f"  ({res['cpu_s']:.2f} CPU-s, {res['wall_s']:.2f} s wall, "
-                        f"start {res['startup_s']} s)",
+                        f"start {res['startup_s']} s"
+                        + (f", {res['delivered']:,} handed out" if "delivered" in res else "")
+                        + ")",
                         flush=True,
                     )
     finally:

@@ -225,7 +225,7 @@ class PeerSender:
         url = urlsplit(target)
         combined = url.path.startswith("/stream")
         streams = parse_qs(url.query).get("streams", [""])[0] if combined else ""
-        if url.path.startswith("/ws/"):
+        if url.path.startswith("/ws/") and "@" in url.path:  # not ccxt's `/ws/<n>`
             streams = url.path[len("/ws/") :]
         self.log(f"websocket {target[:100]}")
         state = {"subscribed": bool(streams), "last": 0.0}
