@@ -83,6 +83,14 @@ RUNNERS += [
         notes="ccxt.pro `watch_bids_asks` loop, unified ticker dicts; conflates (see README)",
     ),
 ]
+RUNNERS += [
+    Runner(
+        "unicorn",
+        "run_unicorn.py",
+        ("unicorn-binance-websocket-api==2.16.1",),
+        notes="`process_stream_data` callback in its stream thread, orjson dict per message",
+    ),
+]
 BY_NAME = {r.name: r for r in RUNNERS}
 
 
