@@ -91,6 +91,14 @@ RUNNERS += [
         notes="`process_stream_data` callback in its stream thread, orjson dict per message",
     ),
 ]
+RUNNERS += [
+    Runner(
+        "nautilus",
+        "run_nautilus.py",
+        ("nautilus_trader==1.221.0",),
+        notes="`TradingNode` + Binance spot data client, `Actor.on_quote_tick` (`QuoteTick`)",
+    ),
+]
 BY_NAME = {r.name: r for r in RUNNERS}
 
 

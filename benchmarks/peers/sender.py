@@ -11,7 +11,8 @@ boundaries) and adds what the other clients need:
   pings and the close handshake. A connection whose URL names streams gets the burst at once;
   one without waits for its first SUBSCRIBE, then 0.3 s without another, then gets it.
 - REST: `/api/v3/exchangeInfo` (full enough for ccxt's market parser), `/api/v3/ping`,
-  `/api/v3/time`, `/api/v3/ticker/bookTicker`, `/api/v3/depth` (an empty snapshot); anything
+  `/api/v3/time`, `/api/v3/ticker/bookTicker`, `/api/v3/depth` (an empty snapshot),
+  `/sapi/v1/asset/tradeFee` (empty); anything
   else is answered 404 and logged on stderr, so a client needing more shows up.
 
 Every subscribed connection gets the same burst: `--frames` bookTicker events over
@@ -71,6 +72,8 @@ def exchange_info(syms: list[str]) -> bytes:
             "orderTypes": ["LIMIT", "MARKET"],
             "icebergAllowed": True,
             "ocoAllowed": True,
+            "allowTrailingStop": True,
+            "cancelReplaceAllowed": True,
             "quoteOrderQtyMarketAllowed": True,
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
@@ -173,6 +176,8 @@ class PeerSender:
             body = b'{"serverTime":%d}' % int(time.time() * 1000)
         elif path.endswith("/ticker/bookTicker"):
             body = self.book_ticker(parse_qs(urlsplit(target).query))
+        elif path.endswith("/asset/tradeFee"):
+            body = b"[]"  # nautilus_trader's instrument provider asks (no fee tier: zero fees)
         elif path.endswith("/depth"):
             body = b'{"lastUpdateId":%d,"bids":[],"asks":[]}' % U0
         else:
