@@ -20,10 +20,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(**extra: dict[str, Any]) -> argparse.Namespace:
+    """The runners' common arguments; `extra`: option name → `add_argument` keywords."""
     parser = argparse.ArgumentParser()
+    for name, kwargs in extra.items():
+        parser.add_argument(f"--{name}", **kwargs)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--frames", type=int, default=200_000)
     parser.add_argument("--symbols", type=int, default=50)

@@ -28,7 +28,7 @@ import shutil
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,9 +44,8 @@ class Runner:
     #: pip requirements of its own env; empty: the project env (this interpreter)
     requirements: tuple[str, ...] = ()
     notes: str = ""
-    #: why it is left out, printed instead of running it
-    skip: str = ""
-    extra: tuple[str, ...] = field(default=())
+    #: more arguments for its script
+    extra: tuple[str, ...] = ()
 
 
 RUNNERS = [
@@ -59,6 +58,12 @@ RUNNERS = [
         "baseline",
         "run_baseline.py",
         notes="bare aiohttp `ws.receive()` + `orjson.loads` + slotted attrs tick, no checks",
+    ),
+    Runner(
+        "baseline-json",
+        "run_baseline.py",
+        notes="the same with the standard library's `json.loads`",
+        extra=("--decoder", "json"),
     ),
 ]
 RUNNERS += [
@@ -140,6 +145,7 @@ def run_once(
         str(args.symbols),
         "--timeout",
         str(args.timeout),
+        *runner.extra,
     ]
     try:
         proc = subprocess.run(
@@ -197,11 +203,13 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown runner(s) {', '.join(unknown)}")
     selected = [BY_NAME[n] for n in names]
+    pythons: dict[str, Path] = {}
     for r in selected:
-        if r.skip:
-            print(f"skipping {r.name}: {r.skip}")
-    selected = [r for r in selected if not r.skip]
-    pythons = {r.name: ensure_env(r) for r in selected}
+        try:
+            pythons[r.name] = ensure_env(r)
+        except subprocess.CalledProcessError as exc:  # e.g. no wheel for this platform
+            print(f"skipping {r.name}: its env could not be made ({exc})")
+    selected = [r for r in selected if r.name in pythons]
     args.pinned = pinning()
 
     sender, port = start_sender(args)

@@ -20,7 +20,9 @@ from foxtrot_stream.runtime.feed import Feed
 
 async def main() -> None:
     args = parse_args()
-    meter = Meter(args.frames, args.timeout, version("foxtrot-stream"), "Feed.add_consumer")
+    meter = Meter(
+        args.frames, args.timeout, f"{version('foxtrot-stream')} (this tree)", "Feed.add_consumer"
+    )
     host = PluginHost.discover()
     values = {
         "websocket.enabled": True,
