@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -76,8 +77,8 @@ RUNNERS += [
     Runner(
         "python-binance",
         "run_python_binance.py",
-        ("python-binance==1.0.37",),
-        notes="async `BinanceSocketManager` multiplex socket, dict per message (orjson)",
+        ("python-binance==1.0.37", "orjson==3.13.0"),
+        notes="async `BinanceSocketManager` multiplex socket, dict per message (orjson, opt-in)",
     ),
 ]
 RUNNERS += [
@@ -122,11 +123,14 @@ def ensure_env(runner: Runner) -> Path:
         raise SystemExit("uv is needed to make the peers' envs (https://docs.astral.sh/uv/)")
     print(f"making {env.relative_to(HERE.parent.parent)}: {' '.join(runner.requirements)}")
     shutil.rmtree(env, ignore_errors=True)
-    subprocess.run([uv, "venv", "--quiet", "--python", PYTHON, str(env)], check=True)
-    subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", str(python), *runner.requirements],
-        check=True,
-    )
+    ENVS.mkdir(exist_ok=True)
+    # --no-config: not the project's [tool.uv] settings (its override-dependencies drop pandas,
+    # which nautilus_trader imports); the peers' envs owe nothing to the project's.
+    uv_pip = [uv, "pip", "--no-config"]
+    run = functools.partial(subprocess.run, check=True, cwd=ENVS)
+    run([uv, "venv", "--no-config", "--quiet", "--python", PYTHON, str(env)])
+    run([*uv_pip, "install", "--quiet", "--python", str(python), *runner.requirements])
+    run([*uv_pip, "check", "--quiet", "--python", str(python)])
     stamp.write_text(wanted)
     return python
 

@@ -1,9 +1,10 @@
 """ccxt (ccxt.pro, in the `ccxt` package): `await exchange.watch_bids_asks(symbols)` in a
 loop, its documented streaming API for bookTicker (`/ws` + one SUBSCRIBE naming every stream);
-each update is parsed into ccxt's unified ticker dict. Pointed at the sender by rewriting the
-Binance hosts in `exchange.urls` (REST `https://api.binance.com`, WebSocket
-`wss://stream.binance.com:9443`); `load_markets()` reads the sender's exchangeInfo, limited to
-spot (`options.fetchMarkets.types`, else it also asks the futures hosts).
+each update is parsed (orjson, one of its dependencies) into ccxt's unified ticker dict.
+Pointed at the sender by rewriting the Binance hosts in `exchange.urls` (REST
+`https://api.binance.com`, WebSocket `wss://stream.binance.com:9443`); `load_markets()` reads
+the sender's exchangeInfo, limited to spot (`options.fetchMarkets.types`, else it also asks the
+futures hosts).
 
 ccxt's watch API conflates: each await returns the quotes that changed since the previous one,
 one per symbol, so the loop sees fewer updates than were sent (reported as `delivered`). It
