@@ -193,7 +193,7 @@ def pinning() -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--frames", type=int, default=200_000)
     parser.add_argument("--symbols", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=60.0, help="per run, seconds")
