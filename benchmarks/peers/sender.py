@@ -146,7 +146,12 @@ class PeerSender:
         try:
             while await self._one(reader, writer):
                 pass  # HTTP keep-alive: the next request on the same connection
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+            TimeoutError,  # a WebSocket that never subscribed, closed after a minute
+        ):
             pass
         writer.close()
         with contextlib.suppress(ConnectionError):
