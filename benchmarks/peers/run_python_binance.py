@@ -1,12 +1,12 @@
 """python-binance: `AsyncClient.create()` + `BinanceSocketManager.multiplex_socket(streams)`
-(`/stream?streams=…`), read with `await socket.recv()`, its documented asyncio API (faster than
-`ThreadedWebsocketManager`, which runs that same socket in a thread and hands each message
-to a callback across threads). Messages arrive as dicts, parsed with orjson: its
-documented opt-in for speed (installed next to it, it is picked up when importable).
-Pointed at the sender by the class constants `AsyncClient.API_URL` (`create()` calls
-`/api/v3/ping` and `/api/v3/time`) and `BinanceSocketManager.STREAM_URL`. Defaults
-otherwise (its `max_queue_size` of 100 is not reached: the reader hands over one message at a
-time; an error the socket reports in the queue fails the run)."""
+(`/stream?streams=…`), read with `await socket.recv()`, its documented asyncio API
+(`ThreadedWebsocketManager` runs this same socket on an event loop in its own thread, wrapping
+each `recv()` in `asyncio.wait_for` before calling the callback: the same work and more).
+Messages arrive as dicts, parsed with orjson: its documented opt-in for speed (installed next
+to it, it is picked up when importable). Pointed at the sender by the class constants
+`AsyncClient.API_URL` (`create()` calls `/api/v3/ping` and `/api/v3/time`) and
+`BinanceSocketManager.STREAM_URL`. Defaults otherwise (its `max_queue_size` of 100 was never
+exceeded here; an error the socket reports through the queue fails the run)."""
 
 from __future__ import annotations
 
