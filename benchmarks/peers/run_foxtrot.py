@@ -1,0 +1,48 @@
+"""foxtrot-stream: a real `Feed` (the Binance plugin, its sequencer and metrics) with a consumer
+that counts the WebSocket's ticks, as `benchmarks/full_path.py` builds it (at start the feed
+also polls REST quotes until the WebSocket has proven it delivers; those are not counted).
+Runs in the project env."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from importlib.metadata import version
+
+from _common import Meter, parse_args, symbols
+
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.model import Tick, TransportKind
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
+
+
+async def main() -> None:
+    args = parse_args()
+    meter = Meter(
+        args.frames, args.timeout, f"{version('foxtrot-stream')} (this tree)", "Feed.add_consumer"
+    )
+    host = PluginHost.discover()
+    values = {
+        "websocket.enabled": True,
+        "websocket.heartbeat.interval": 300.0,
+        "binance.ws_url": f"ws://127.0.0.1:{args.port}",
+        "binance.rest_url": f"http://127.0.0.1:{args.port}",
+    }
+    settings = load(text=json.dumps(values), schema=host.schema()).settings
+    feed = Feed(host, settings, "binance", connect_budgets={})
+    count, websocket = meter.tick, TransportKind.WEBSOCKET
+
+    def on_tick(tick: Tick) -> None:
+        if tick.transport is websocket:  # not the REST quotes it polls at start
+            count()
+
+    feed.add_consumer(on_tick)
+    await feed.start(symbols(args.symbols))
+    await asyncio.Event().wait()  # the meter exits the process at the last tick
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.ERROR)
+    asyncio.run(main())
