@@ -24,7 +24,11 @@ from foxtrot_stream_binance.simulator import SimulatorConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "redis"))
 from engine_helpers import SYMBOLS, SimulatorThread
+from redis_helpers import redis_server
+
+__all__ = ["redis_server"]  # a fixture, for the host reading from Redis
 
 
 @pytest.fixture(scope="session")

@@ -320,3 +320,52 @@ def test_one_gateway_serves_binance_and_okx_side_by_side(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+def test_foxtrot_reads_ticks_and_contracts_from_redis_that_a_feed_process_publishes(
+    fx: Any,
+    foxtrot_main: tuple[Any, Events],
+    host_simulator: SimulatorThread,
+    redis_server: Any,
+    tmp_path: Path,
+) -> None:
+    """The scale-out deployment end to end: the simulator → a `foxtrot-stream run --sink`
+    process → Redis → Foxtrot's own MainEngine (`redis.consume` from the connect dialog), which
+    reads from Redis instead of the exchange and gets the contracts and every tick, in order."""
+    main_engine, events = foxtrot_main
+    settings = tmp_path / "feed.json"
+    settings.write_text(json.dumps(host_setting_file(host_simulator)), encoding="utf-8")
+    published = tmp_path / "published.jsonl"
+    with published.open("wb") as out:
+        feed = subprocess.Popen(
+            [sys.executable, "-m", "foxtrot_stream", "run", "--config", str(settings),
+             "--symbols", "BTCUSDT", "ETHUSDT", "--sink", redis_server.url, "--format", "jsonl"],
+            stdout=out, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            main_engine.add_adapter(fx.Adapter)
+            dialog = {"redis.consume": True, "redis.url": redis_server.url,
+                      "redis.start": "oldest", "redis.block": 0.05}  # fmt: skip
+            main_engine.connect(dialog, ADAPTER)
+            wait_until(lambda: main_engine.get_contract("BTCUSDT.BINANCE") is not None, 10,
+                       "contracts from Redis")  # fmt: skip
+            for symbol in ("BTCUSDT", "ETHUSDT"):
+                main_engine.subscribe(fx.SubscribeRequest(symbol, fx.Exchange.BINANCE), ADAPTER)
+            wait_until(lambda: len(events.of(fx.ev.EVENT_TICK + "BTCUSDT.BINANCE")) >= 30, 10,
+                       "30 BTCUSDT ticks through Redis")  # fmt: skip
+        finally:
+            feed.terminate()  # SIGTERM: the feed stops, its sink flushes
+            feed.wait(10)
+    lines = [json.loads(line) for line in published.read_text().splitlines()]
+    want = [(t["bid"], t["ask"]) for t in lines if t["symbol"] == "BTCUSDT"]
+    wait_until(lambda: len(events.of(fx.ev.EVENT_TICK + "BTCUSDT.BINANCE")) >= len(want), 5,
+               "every published tick")  # fmt: skip
+    status = main_engine.get_adapter(ADAPTER).status()
+    main_engine.close()
+    got = [(t.bid_price_1, t.ask_price_1) for t in events.of(fx.ev.EVENT_TICK + "BTCUSDT.BINANCE")]
+    assert feed.returncode == 0
+    assert got == want  # every tick the feed delivered, once, in its order
+    contract = main_engine.get_contract("ETHUSDT.BINANCE")
+    assert contract is not None and contract.pricetick > 0
+    source = status["adapters"]["binance"]["source"]
+    assert source["errors"] == 0 and source["read"] == len(lines)
