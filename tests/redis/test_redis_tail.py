@@ -64,4 +64,5 @@ def test_tail_table_shows_the_symbols(
     assert main([*args, "--duration", "0.4"]) == 0
     out = capfd.readouterr().out
     assert "BTCUSDT" in out and "120.5" in out and "redis" in out
-    assert "BinanceAdapter: stopped" in out  # the final table, after the source closed
+    assert "BinanceAdapter: stopped from redis redis://" in out  # after the source closed
+    assert "down" not in out  # no connection of its own to be down: its uptime reads "—"

@@ -313,6 +313,8 @@ class LiveTable:
                 t = self.last.get(s.symbol)
                 lat = s.latency_corrected_ms or s.latency_ms
                 uptime = uptimes.get(s.connection) if s.connection is not None else None
+                # read from a source: no connection of ours to time ("—", not "down")
+                up = "—" if st.source is not None else _duration(uptime)
                 rows.append((
                     s.symbol,
                     f"{t.bid:.8g}" if t else "",
@@ -323,7 +325,7 @@ class LiveTable:
                     f"{s.updates_per_second:.1f}",
                     f"{lat.p50:.1f}" if lat.p50 is not None else "—",
                     f"{lat.p99:.1f}" if lat.p99 is not None else "—",
-                    _duration(uptime),
+                    up,
                     str(errors),
                 ))  # fmt: skip
             offset = (
@@ -331,6 +333,16 @@ class LiveTable:
                 if st.clock.offset_ms is not None and st.clock.uncertainty_ms is not None
                 else "clock offset —"
             )
+            if st.source is not None:
+                src = st.source
+                lag = src.get("lag_ms")
+                captions.append(
+                    f"{st.display_name}: {st.state} from {src.get('name', 'a source')} "
+                    f"{src.get('url', '')}, {st.updates_per_second:.1f} upd/s, "
+                    f"lag {'—' if lag is None else f'{lag:.1f} ms'}, "
+                    f"{st.reconnects} reconnects, {src.get('errors', 0)} errors"
+                )
+                continue
             captions.append(
                 f"{st.display_name}: {st.state}, {st.updates_per_second:.1f} upd/s, "
                 f"{st.reconnects} reconnects, {st.http.polls} HTTP polls, "
