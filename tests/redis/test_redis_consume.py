@@ -8,6 +8,7 @@ import asyncio
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -42,6 +43,12 @@ async def wait_for(predicate: Callable[[], bool], within: float, what: str) -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {within}s: {what}")
         await asyncio.sleep(0.02)
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
+        body: bytes = response.read()
+        return body
 
 
 def consuming(url: str, **more: object) -> dict[str, object]:
@@ -81,6 +88,10 @@ async def test_the_engine_gets_exactly_what_the_publishing_feed_delivered(
         await wait_for(lambda: len(got) >= len(delivered), 3, "the engine caught up")
         await asyncio.sleep(0.1)  # anything more would be a tick twice
         status = await asyncio.to_thread(engine.status)
+        # what an operator scrapes: /status and /metrics show the source
+        page, _ = await asyncio.to_thread(engine.serve, "127.0.0.1", 0)  # http://…:port/
+        served = json.loads(await asyncio.to_thread(fetch, page + "status"))
+        metrics = (await asyncio.to_thread(fetch, page + "metrics")).decode()
         # and the contracts: the instrument list the publishing feed's sink left in Redis
         assert await asyncio.to_thread(engine.instruments, "binance") == listed
     finally:
@@ -95,6 +106,10 @@ async def test_the_engine_gets_exactly_what_the_publishing_feed_delivered(
     source = status["adapters"]["binance"]["source"]
     assert source["connected"] and source["read"] == len(delivered) and source["errors"] == 0
     assert status["adapters"]["binance"]["state"] == "streaming"
+    assert served["adapters"][0]["source"]["read"] == len(delivered)
+    labels = '{adapter="binance",source="redis"}'
+    assert f"foxtrot_stream_source_read_ticks_total{labels} {float(len(delivered))}" in metrics
+    assert f"foxtrot_stream_source_connected{labels} 1.0" in metrics
 
 
 def test_the_vnpy_gateway_streams_from_redis(redis_server: RedisServer, tmp_path: Path) -> None:

@@ -538,8 +538,7 @@ class StreamEngine:
         if self._server is not None:
             raise RuntimeError(f"already serving at {self._server.url}")
         server = await start_server(
-            # the status server shows exchange feeds (a source's health is in `status()`)
-            lambda: [f for f in self._feeds.values() if isinstance(f, Feed)],
+            lambda: list(self._feeds.values()),
             host,
             port,
             options,

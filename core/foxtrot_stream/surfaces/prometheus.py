@@ -28,6 +28,7 @@ from foxtrot_stream.runtime.status import AdapterStatus, adapter_status_async
 
 if TYPE_CHECKING:
     from foxtrot_stream.runtime.feed import Feed
+    from foxtrot_stream.runtime.source_feed import SourceFeed
 
 PREFIX = "foxtrot_stream"
 ADAPTER_STATES = ("streaming", "connecting", "degraded", "recovering", "exhausted", "polling",
@@ -203,8 +204,48 @@ class FeedCollector(Collector):
         yield from sink_counts.values()
 
 
-async def exposition(feeds: Sequence[Feed]) -> bytes:
+class SourceCollector(Collector):
+    """The adapters read from a source (``<key>.consume``): what their sources report."""
+
+    def __init__(self, statuses: Sequence[AdapterStatus]) -> None:
+        self.statuses = statuses
+
+    def collect(self) -> Iterator[Metric]:
+        k = ("adapter", "source")
+        up = _gauge("source_connected", "1 while the source reads from its origin", k)
+        lag = _gauge("source_lag_seconds", "Now minus the newest tick's received_ts", k)
+        ticks = _counter("source_read_ticks", "Ticks the source read and handed on", k)
+        counts = {
+            key: _counter(f"source_{key}", doc, k)
+            for key, doc in (
+                ("reconnects", "Times the source reached its origin again after losing it"),
+                ("errors", "Reads of the source that failed"),
+                ("malformed_entries", "Entries the source skipped: not ticks"),
+            )
+        }
+        for st in self.statuses:
+            health = st.source or {}
+            labels = [st.adapter, str(health.get("name", ""))]
+            up.add_metric(labels, float(bool(health.get("connected"))))
+            if health.get("lag_ms") is not None:
+                lag.add_metric(labels, float(health["lag_ms"]) / 1000)
+            ticks.add_metric(labels, float(st.ticks))
+            counts["reconnects"].add_metric(labels, float(health.get("reconnects", 0)))
+            counts["errors"].add_metric(labels, float(health.get("errors", 0)))
+            counts["malformed_entries"].add_metric(labels, float(health.get("malformed", 0)))
+        yield from (up, lag, ticks, *counts.values())
+
+
+async def exposition(feeds: Sequence[Feed | SourceFeed]) -> bytes:
     """The text format for one scrape (statuses built letting the loop run in between)."""
+    from foxtrot_stream.runtime.source_feed import SourceFeed
+
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FeedCollector([(f, await adapter_status_async(f.record())) for f in feeds]))
+    exchange = [f for f in feeds if not isinstance(f, SourceFeed)]
+    sourced = [f.status_record() for f in feeds if isinstance(f, SourceFeed)]
+    registry.register(
+        FeedCollector([(f, await adapter_status_async(f.record())) for f in exchange])
+    )
+    if sourced:
+        registry.register(SourceCollector(sourced))
     return generate_latest(registry)

@@ -51,6 +51,7 @@ from foxtrot_stream.surfaces.prometheus import exposition
 
 if TYPE_CHECKING:
     from foxtrot_stream.runtime.feed import Feed
+    from foxtrot_stream.runtime.source_feed import SourceFeed
 
 log = logging.getLogger("foxtrot-stream")
 
@@ -80,7 +81,7 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 async def start_server(
-    feeds: Callable[[], Sequence[Feed]],
+    feeds: Callable[[], Sequence[Feed | SourceFeed]],
     host: str,
     port: int,
     options: ServeOptions | None = None,
@@ -101,7 +102,7 @@ async def start_server(
 
 
 async def serve_feeds(
-    feeds: Callable[[], Sequence[Feed]],
+    feeds: Callable[[], Sequence[Feed | SourceFeed]],
     address: tuple[str, int] | None,
     options: ServeOptions | None = None,
 ) -> StatusServer | None:
@@ -352,7 +353,7 @@ class StatusServer:
 
     def __init__(
         self,
-        feeds: Callable[[], Sequence[Feed]],
+        feeds: Callable[[], Sequence[Feed | SourceFeed]],
         host: str = "127.0.0.1",
         port: int = 0,
         *,
