@@ -121,6 +121,23 @@ async def _stream(
                 which = f" ({feed.name})" if len(feeds) > 1 else ""
                 print(f"foxtrot-stream: {problem}{which}", file=sys.stderr)
                 return 2
+        await redraw_until(stop, duration, table)
+    finally:
+        for feed in feeds:
+            await feed.stop()
+        if jsonl is not None:
+            await close_jsonl(jsonl)
+        if table is not None:
+            table.stop()
+    return 0
+
+
+async def redraw_until(
+    stop: asyncio.Event, duration: float | None, table: LiveTable | None
+) -> None:
+    """Wait for `stop` (a signal) or `duration` seconds, redrawing `table` every quarter
+    second."""
+    with contextlib.suppress(TimeoutError):  # --duration reached
         async with asyncio.timeout(duration):
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):  # a quarter second: redraw
@@ -128,19 +145,9 @@ async def _stream(
                         await stop.wait()
                 if table is not None:
                     await table.refresh()
-    except TimeoutError:
-        pass  # --duration reached
-    finally:
-        for feed in feeds:
-            await feed.stop()
-        if jsonl is not None:
-            await _close_jsonl(jsonl)
-        if table is not None:
-            table.stop()
-    return 0
 
 
-async def _close_jsonl(jsonl: JsonLines) -> None:
+async def close_jsonl(jsonl: JsonLines) -> None:
     """What is buffered gets `JsonLines.FLUSH_TIMEOUT` (0.5 s) to reach the reader; the rest is
     counted as dropped and said on stderr. A reader that went away (`| head`) is not an error."""
     await jsonl.aclose()

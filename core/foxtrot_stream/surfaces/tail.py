@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 
 from foxtrot_stream.config.settings import Settings
@@ -12,7 +11,7 @@ from foxtrot_stream.contract.plugins import PluginHost
 from foxtrot_stream.contract.records import SourceRequest, SourceSpec
 from foxtrot_stream.runtime.source_feed import SourceFeed
 from foxtrot_stream.surfaces.output import JsonLines, LiveTable
-from foxtrot_stream.surfaces.runner import _close_jsonl, stop_on_signals
+from foxtrot_stream.surfaces.runner import close_jsonl, redraw_until, stop_on_signals
 from foxtrot_stream.util.redact import redact
 
 
@@ -47,18 +46,12 @@ async def tail(
         table.start()
     stop = asyncio.Event()
     try:
-        with stop_on_signals(stop), contextlib.suppress(TimeoutError):  # --duration reached
-            async with asyncio.timeout(duration):
-                while not stop.is_set():
-                    with contextlib.suppress(TimeoutError):  # a quarter second: redraw
-                        async with asyncio.timeout(0.25):
-                            await stop.wait()
-                    if table is not None:
-                        await table.refresh()
+        with stop_on_signals(stop):
+            await redraw_until(stop, duration, table)
     finally:
         await feed.stop()
         if jsonl is not None:
-            await _close_jsonl(jsonl)
+            await close_jsonl(jsonl)
         if table is not None:
             table.stop()
     return 0
