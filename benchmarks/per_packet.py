@@ -55,14 +55,14 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import full_path  # noqa: E402  (the sender, the frames and the meter are the same)
-from full_path import Meter, bare_loop, decode_nothing, payloads, pct, symbols, ws_frame  # noqa: E402
+import full_path
+from full_path import Meter, bare_loop, decode_nothing, payloads, pct, symbols, ws_frame
 
-from foxtrot_stream.config.settings import load  # noqa: E402
-from foxtrot_stream.contract.plugins import PluginHost  # noqa: E402
-from foxtrot_stream.runtime.feed import Feed  # noqa: E402
-from foxtrot_stream.transport import websocket  # noqa: E402
-from foxtrot_stream.transport.websocket import WebSocketConnection  # noqa: E402
+from foxtrot_stream.config.settings import load
+from foxtrot_stream.contract.plugins import PluginHost
+from foxtrot_stream.runtime.feed import Feed
+from foxtrot_stream.transport import websocket
+from foxtrot_stream.transport.websocket import WebSocketConnection
 
 try:
     import uvloop
