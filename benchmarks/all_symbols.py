@@ -20,9 +20,8 @@ Measured:
   per symbol, against what the simulator sent in all.
 
 Run: `uv run python benchmarks/all_symbols.py` (about 75 s: 60 s of streaming);
-`--duration 300` for the 5-minute RSS check; `--loop asyncio|uvloop` is passed to `run`;
-`--tracemalloc` runs the feed in this process instead, with snapshots diffed after the warmup
-and at the end (to find what grows; slower, not for the CPU figure).
+`--duration 300` for the 5-minute RSS check; `--loop asyncio|uvloop` and `--format table`
+are passed to `run`.
 """
 
 from __future__ import annotations

@@ -9,12 +9,11 @@ combined-stream frames, 75 % bookTicker / 25 % trade, 50 symbols) and receivers 
 (pinned to core 1), each in a fresh event loop, interleaved round by round (the order rotating):
 
 * `Feed` — a real `Feed` (`WebSocketConnection._read` → Binance handler → `Sequencer` →
-  a counting consumer), as `full_path.py`'s full path;
-* `Feed + drain` — the same with `_read` replaced by `read_draining` below: after one
-  `await ws.receive()`, the data frames aiohttp has already parsed (its `WebSocketDataQueue`,
-  `ws._reader`, a private attribute) are taken with `await reader.read()`, which returns at once
-  for a queued frame, instead of going through `ws.receive()` per frame; a control frame (close,
-  ping, pong, error) at the head of the queue goes through `ws.receive()` as before;
+  a counting consumer), as `full_path.py`'s full path. Its `_read` drains: after one
+  `await ws.receive()`, the data frames aiohttp has already parsed (its queue, `ws._reader`)
+  are taken with `await reader.read()`, which returns at once, not one `ws.receive()` each;
+* `Feed, no drain` — the same with `_read` replaced by `read_per_frame` below, the loop as it
+  was before: one `await ws.receive()` per frame;
 * `bare` — a bare aiohttp `ws_connect` loop with no decoding (aiohttp's own floor);
 
 each on `asyncio` (the default loop) and on `uvloop` (when installed). Two modes:
@@ -77,18 +76,14 @@ ROUNDS = 3
 STOCK_READ = WebSocketConnection._read
 
 
-async def read_draining(
+async def read_per_frame(
     self: WebSocketConnection, ws: Any, handler: Callable[[str | bytes, int], None]
 ) -> None:
-    """`WebSocketConnection._read`, plus: queued data frames are read from aiohttp's queue
-    directly (no `ws.receive()` wrapper per frame). Control frames still go through
-    `ws.receive()`, which keeps its close/error bookkeeping."""
+    """`WebSocketConnection._read` as it was before it drained aiohttp's queue (6d7c6bd):
+    one `await ws.receive()` per frame."""
     text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
     now_ns = time.time_ns
     receive = ws.receive
-    reader = ws._reader
-    queued = reader._buffer  # deque of (message, size), parsed and not yet read
-    read = reader.read
     app_pong = self._app_pong
     while True:
         msg = await receive()
@@ -99,14 +94,6 @@ async def read_draining(
                 continue
             self.frames += 1
             handler(msg.data, now_ns())
-            # frames already parsed: `read()` returns them without suspending
-            while queued and ((head := queued[0][0].type) is text or head is binary):
-                msg = await read()
-                if app_pong is not None and msg.data == app_pong:
-                    self.listener.pong()
-                    continue
-                self.frames += 1
-                handler(msg.data, now_ns())
         elif kind is aiohttp.WSMsgType.PING:
             await ws.pong(msg.data)
         elif kind is aiohttp.WSMsgType.PONG:
@@ -122,7 +109,7 @@ async def read_draining(
 
 
 async def feed_receiver(port: int, meter: Meter, syms: list[str], drain: bool) -> None:
-    WebSocketConnection._read = read_draining if drain else STOCK_READ  # type: ignore[method-assign]
+    WebSocketConnection._read = STOCK_READ if drain else read_per_frame  # type: ignore[method-assign]
     try:
         host = PluginHost.discover()
         values = {
@@ -220,8 +207,8 @@ def main() -> None:
     else:
         print("uvloop is not installed: asyncio only (uv sync installs it)", file=sys.stderr)
     kinds: dict[str, Receiver] = {
-        "Feed": lambda p, m: feed_receiver(p, m, syms, False),
-        "Feed + drain": lambda p, m: feed_receiver(p, m, syms, True),
+        "Feed": lambda p, m: feed_receiver(p, m, syms, True),
+        "Feed, no drain": lambda p, m: feed_receiver(p, m, syms, False),
         "bare aiohttp": lambda p, m: bare_loop(p, m, decode_nothing),
     }
     variants = [(k, lp) for k in kinds for lp in loops]
@@ -268,7 +255,7 @@ def main() -> None:
                         res["p99"] = pct(one_way, 0.99)
                     out.setdefault((mode, kind, lp), []).append(res)
                     print(
-                        f"  round {r + 1} {mode:<5} {kind:<13} {lp:<8} "
+                        f"  round {r + 1} {mode:<5} {kind:<14} {lp:<8} "
                         f"{res['cpu_us']:6.2f} µs/frame  {res['rate'] / 1000:6.1f}k/s",
                         flush=True,
                     )
@@ -280,7 +267,7 @@ def main() -> None:
     for mode in args.modes:
         print(f"\n{mode}:")
         print(
-            f"  {'receiver':<13} {'loop':<8} {'CPU/frame':>19} {'user':>7} {'sys':>7} "
+            f"  {'receiver':<14} {'loop':<8} {'CPU/frame':>19} {'user':>7} {'sys':>7} "
             f"{'busy':>5}" + (f" {'p50':>7} {'p99':>7}" if mode == "paced" else f" {'frames/s':>9}")
         )
         med: dict[tuple[str, str], float] = {}
@@ -298,14 +285,14 @@ def main() -> None:
                 else f" {m('rate') / 1000:8.0f}k"
             )
             print(
-                f"  {kind:<13} {lp:<8} {m('cpu_us'):6.2f} ({min(cpus):5.2f}–{max(cpus):5.2f})µs "
+                f"  {kind:<14} {lp:<8} {m('cpu_us'):6.2f} ({min(cpus):5.2f}–{max(cpus):5.2f})µs "
                 f"{m('user_us'):5.2f}µs {m('sys_us'):5.2f}µs {m('cpu_share') * 100:4.0f}%" + tail
             )
         for lp in loops:
             print(
                 f"  {lp}: Feed / bare = {med[('Feed', lp)] / med[('bare aiohttp', lp)]:.2f} "
-                f"(CPU per frame); drain / Feed = "
-                f"{med[('Feed + drain', lp)] / med[('Feed', lp)]:.3f}"
+                f"(CPU per frame); Feed / Feed, no drain = "
+                f"{med[('Feed', lp)] / med[('Feed, no drain', lp)]:.3f}"
             )
         if "uvloop" in loops:
             for kind in kinds:
