@@ -28,7 +28,10 @@ CPU per frame is the process's user + system time (`getrusage`) between the firs
 tick, over the frames in between; in paced mode the receiving core idles between frames, so
 CPU per frame is the cost, and "core busy" its share. p50/p99: one-way latency from the
 sender's `time_ns()` before its write to the consumer's `time_ns()` (one machine, one clock;
-recording it costs every receiver the same two list appends per frame).
+recording it costs every receiver the same two list appends per frame). "late" is the share of
+frames that took over 200 µs: when the machine's other load takes the receiver's core, frames
+queue and are read several per wake-up, which makes CPU per frame look cheaper; compare paced
+figures only where it is near 0.
 
 Run: `uv run python benchmarks/per_packet.py` (about 100 s: 3 rounds of 6 receivers × 2
 modes); `--rounds 7 --seconds 5` for tighter medians; `--modes paced` for one mode.
@@ -72,6 +75,10 @@ RATE = 20_000
 SECONDS = 3.0
 BURST = 200_000
 ROUNDS = 3
+#: A frame that took longer than this was queued behind others: the receiver fell behind (the
+#: machine's other load took its core), and then read several frames per wake-up, which makes
+#: its CPU per frame look cheaper than one frame per packet costs.
+LATE_NS = 200_000
 
 STOCK_READ = WebSocketConnection._read
 
@@ -253,10 +260,12 @@ def main() -> None:
                         ]
                         res["p50"] = pct(one_way, 0.5)
                         res["p99"] = pct(one_way, 0.99)
+                        res["late"] = sum(w > LATE_NS for w in one_way) / len(one_way)
                     out.setdefault((mode, kind, lp), []).append(res)
                     print(
                         f"  round {r + 1} {mode:<5} {kind:<14} {lp:<8} "
-                        f"{res['cpu_us']:6.2f} µs/frame  {res['rate'] / 1000:6.1f}k/s",
+                        f"{res['cpu_us']:6.2f} µs/frame  {res['rate'] / 1000:6.1f}k/s"
+                        + (f"  late {res['late'] * 100:4.1f}%" if mode == "paced" else ""),
                         flush=True,
                     )
     finally:
@@ -264,11 +273,17 @@ def main() -> None:
         sender.join(5)
 
     print(f"\nload after: {os.getloadavg()[0]:.2f}; medians of {args.rounds} rounds (min–max)")
+    print(
+        f"late: frames that took over {LATE_NS // 1000} µs (queued: the receiver fell behind "
+        "and read several per wake-up, so its CPU per frame is understated); compare paced "
+        "rows only where late is near 0"
+    )
     for mode in args.modes:
         print(f"\n{mode}:")
         print(
             f"  {'receiver':<14} {'loop':<8} {'CPU/frame':>19} {'user':>7} {'sys':>7} "
-            f"{'busy':>5}" + (f" {'p50':>7} {'p99':>7}" if mode == "paced" else f" {'frames/s':>9}")
+            f"{'busy':>5}"
+            + (f" {'p50':>7} {'p99':>7} {'late':>5}" if mode == "paced" else f" {'frames/s':>9}")
         )
         med: dict[tuple[str, str], float] = {}
         for kind, lp in variants:
@@ -280,7 +295,7 @@ def main() -> None:
             cpus = [x["cpu_us"] for x in rows]
             med[(kind, lp)] = m("cpu_us")
             tail = (
-                f" {m('p50'):5.1f}µs {m('p99'):5.0f}µs"
+                f" {m('p50'):5.1f}µs {m('p99'):5.0f}µs {m('late') * 100:4.1f}%"
                 if mode == "paced"
                 else f" {m('rate') / 1000:8.0f}k"
             )
