@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -31,6 +32,30 @@ def test_plugins_lists_the_three_bundled_plugins(capsys: pytest.CaptureFixture[s
     assert "adapter   binance (BinanceAdapter): enabled, WebSocket for all symbols" in out
     assert "policy    exponential (in use)" in out
     assert "skipped" not in out
+
+
+def test_plugins_says_which_event_loop(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["plugins", "--loop", "asyncio"]) == 0
+    assert "event loop: asyncio (--loop asyncio)" in capsys.readouterr().out
+    monkeypatch.setenv("FOXTROT_STREAM_LOOP", "auto")
+    assert main(["plugins"]) == 0
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    expected = "event loop: uvloop" if uvloop else "event loop: asyncio"
+    assert expected in capsys.readouterr().out
+
+
+def test_unknown_event_loop_in_the_environment_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOXTROT_STREAM_LOOP", "trio")
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--symbols", "BTCUSDT"])
+    assert exc.value.code == 2
+    assert "event loop 'trio' (from $FOXTROT_STREAM_LOOP): expected one of" in (
+        capsys.readouterr().err
+    )
 
 
 def test_config_check_guide_example_is_clean(capsys: pytest.CaptureFixture[str]) -> None:

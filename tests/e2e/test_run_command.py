@@ -99,6 +99,25 @@ async def test_duration_stops_by_itself(sim: Simulator, tmp_path: Path) -> None:
     out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0, err.decode()
     assert out.count(b"\n") > 5
+    assert b"foxtrot_stream: event loop: asyncio" in err  # tests/conftest.py asks for it
+
+
+async def test_runs_on_uvloop_when_asked(tmp_path: Path) -> None:
+    """`--loop uvloop` (what `auto` takes when uvloop is installed): the same feed, `--all`
+    over two connections, on uvloop; the startup log says which loop runs."""
+    pytest.importorskip("uvloop")
+    config = SimulatorConfig(symbols=("BTCUSDT",), synthetic=599, rate=1.0, seed=11)
+    async with Simulator(config) as sim:
+        path = write_config(tmp_path, sim)
+        proc = await start_run(
+            path, "--all", "--format", "jsonl", "--duration", "2", "--loop", "uvloop"
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert b"foxtrot_stream: event loop: uvloop" in err
+    assert err.count(b"WebSocket connection established") == 2
+    got = {json.loads(line)["symbol"] for line in out.splitlines()}
+    assert len(got) == 600
 
 
 async def test_no_symbols_is_a_clear_error(sim: Simulator, tmp_path: Path) -> None:

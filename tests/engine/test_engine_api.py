@@ -202,3 +202,25 @@ def test_the_engine_serves_metrics_and_status_and_stops_serving_with_it(
         assert engine.stop(5)
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url + "status", timeout=2)
+
+
+def test_the_loop_thread_runs_uvloop_when_asked(
+    settings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `auto` takes when uvloop is installed (tests/conftest.py keeps the others on
+    asyncio's loop); a loop name that is not one is refused at start, which can be retried."""
+    pytest.importorskip("uvloop")
+    engine = StreamEngine.from_settings(settings_file)
+    monkeypatch.setenv("FOXTROT_STREAM_LOOP", "libev")
+    with pytest.raises(ValueError, match="event loop 'libev'"):
+        engine.start()
+    monkeypatch.setenv("FOXTROT_STREAM_LOOP", "uvloop")
+    ticks = Collector()
+    engine.add_consumer(ticks, name="collector")
+    engine.start()
+    try:
+        assert type(engine._loop).__module__.startswith("uvloop")
+        assert engine.subscribe(["BTCUSDT"], "binance") == {}
+        wait_until(lambda: ticks.symbols() == {"BTCUSDT"}, 5, "a tick")
+    finally:
+        assert engine.stop(5)

@@ -66,6 +66,7 @@ from foxtrot_stream.runtime.buffer import HandOff
 from foxtrot_stream.runtime.feed import Feed
 from foxtrot_stream.runtime.source_feed import SourceFeed
 from foxtrot_stream.surfaces.serve import ServeOptions, StatusServer, start_server
+from foxtrot_stream.util import eventloop
 
 log = logging.getLogger("foxtrot_stream.integrations.engine")
 
@@ -256,11 +257,17 @@ class StreamEngine:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the loop thread (and the consumer threads). Raises RuntimeError if called
-        twice or after `stop()`."""
+        twice or after `stop()`, `LoopChoiceError` (a ValueError) if `$FOXTROT_STREAM_LOOP`
+        names an unknown loop or uvloop while it is not installed.
+
+        The loop is uvloop when it is installed (`foxtrot-stream[fast]`), else asyncio's;
+        `FOXTROT_STREAM_LOOP=asyncio` forces asyncio's."""
         with self._lock:
             if self._state != "new":
                 raise RuntimeError(f"the stream engine cannot start: it is {self._state}")
-            loop = asyncio.new_event_loop()
+            kind = eventloop.choose()  # uvloop when installed; $FOXTROT_STREAM_LOOP overrides
+            loop = kind.factory()
+            log.info("event loop: %s", kind.name)
             ready = threading.Event()
             thread = threading.Thread(
                 target=self._run_loop, args=(loop, ready), name=LOOP_THREAD, daemon=False

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
 import attrs
@@ -37,6 +37,9 @@ from foxtrot_stream.surfaces.serve import (
     ServeOptions,
     parse_address,
 )
+from foxtrot_stream.util.eventloop import CHOICES as LOOP_CHOICES
+from foxtrot_stream.util.eventloop import ENV_VAR as LOOP_ENV_VAR
+from foxtrot_stream.util.eventloop import LoopChoiceError, LoopKind, choose
 from foxtrot_stream.util.redact import redact
 from foxtrot_stream.util.shard import parse_shard
 
@@ -66,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="list installed plugins, what they provide, enabled or not")
     p.add_argument("--config", help="settings file (default: $FOXTROT_SETTINGS or vt_setting.json)")
+    _loop_option(p)
 
     config = sub.add_parser("config", help="check or show the settings")
     csub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
@@ -128,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "installed sink plugin for the URL's scheme; repeatable)",
     )
     _serve_options(r)
+    _loop_option(r)
 
     d = sub.add_parser(
         "demo",
@@ -143,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--serve", type=_address, metavar="HOST:PORT", help=SERVE_HELP)
     _serve_options(d)
+    _loop_option(d)
 
     sim = sub.add_parser(
         "simulate",
@@ -186,6 +192,21 @@ SERVE_HELP = (
     "serve /metrics (Prometheus), /status (JSON) and a live status page; HOST defaults to "
     "127.0.0.1 (e.g. --serve 8765 or --serve 127.0.0.1:8765)"
 )
+
+
+def _loop_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--loop",
+        choices=LOOP_CHOICES,
+        help=f"event loop: uvloop when installed (foxtrot-stream[fast]) or asyncio's; auto "
+        f"(the default, or ${LOOP_ENV_VAR}) takes uvloop if it imports",
+    )
+
+
+def _run_on_loop(kind: LoopKind, main: Coroutine[Any, Any, int]) -> int:
+    logging.getLogger("foxtrot_stream").info("event loop: %s", kind.name)
+    with asyncio.Runner(loop_factory=kind.factory) as loop_runner:
+        return loop_runner.run(main)
 
 
 def _serve_options(p: argparse.ArgumentParser) -> None:
@@ -313,6 +334,7 @@ def cmd_plugins(host: PluginHost, args: argparse.Namespace) -> int:
             print(f"  hooks     {', '.join(plugin.hooks)}")
     for problem in host.problems:
         print(f"skipped: {problem}")
+    print(f"event loop: {args.loop_kind.name} (--loop {args.loop_kind.asked})")
     return 0
 
 
@@ -408,7 +430,8 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
                 f'"{http_only}": true in {settings_path(args.config)} to stream',
                 file=sys.stderr,
             )
-    return asyncio.run(
+    return _run_on_loop(
+        args.loop_kind,
         runner.run(
             host,
             settings,
@@ -418,7 +441,7 @@ def cmd_run(host: PluginHost, args: argparse.Namespace) -> int:
             fmt=args.fmt,
             serve=args.serve,
             serve_options=args.serve_options,
-        )
+        ),
     )
 
 
@@ -460,7 +483,8 @@ def _poll_interval(settings: Settings) -> float:
 
 def cmd_demo(host: PluginHost, args: argparse.Namespace) -> int:
     table = args.fmt == "table" or (args.fmt is None and sys.stdout.isatty())
-    return asyncio.run(
+    return _run_on_loop(
+        args.loop_kind,
         demo.run_demo(
             host,
             adapter=args.adapter,
@@ -468,7 +492,7 @@ def cmd_demo(host: PluginHost, args: argparse.Namespace) -> int:
             table=table,
             serve=args.serve,
             serve_options=args.serve_options,
-        )
+        ),
     )
 
 
@@ -521,6 +545,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("run", "demo"):
         args.serve_options = serve_options(parser, args)
+    if args.command in ("run", "demo", "plugins"):
+        try:
+            args.loop_kind = choose(args.loop)
+        except LoopChoiceError as exc:
+            parser.error(str(exc))
     _setup_logging(args.verbose)
     host = PluginHost.discover()
     commands = {

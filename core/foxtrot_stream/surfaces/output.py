@@ -391,7 +391,10 @@ class LiveTable:
                     self._moved.append((handler, old))
 
     async def refresh(self) -> None:
-        if self.live is None:
+        # Off a terminal rich prints the table once, at `stop()`: rebuilding it 4x/s for nothing
+        # cost `run --all` (2,000 rows) a quarter of its CPU and grew its memory
+        # (benchmarks/all_symbols.py --format table).
+        if self.live is None or not self.console.is_terminal:
             return
         now = time.monotonic()
         if now - self._built >= self.STATUS_EVERY:
