@@ -17,9 +17,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from foxtrot_stream.contract.model import Tick, TransportKind
-from foxtrot_stream.surfaces.output import JsonLines
+from foxtrot_stream.surfaces.output import JsonLines, _encode
 
 RESCUE_AFTER = 10.0
 
@@ -267,3 +269,19 @@ def test_fit_columns_keeps_the_prices_and_drops_the_least_important_first() -> N
     # 8 cells per column, 2 more per column and 2 for the table: 7 columns in 72 cells, not 71
     eights = dict.fromkeys(COLUMNS, 8)
     assert len(fit_columns(eights, 71)) == 6 and len(fit_columns(eights, 72)) == 7
+
+
+_ids = st.none() | st.integers(0, 2**63 - 1)
+_prices = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@given(
+    st.builds(Tick, st.sampled_from(["binance", "okx"]), st.text(max_size=12), _prices, _prices,
+              _prices, _prices, st.none() | _prices, _ids, _ids, _ids, st.integers(0, 2**63 - 1),
+              st.sampled_from(list(TransportKind)))
+)  # fmt: skip
+def test_a_jsonl_line_is_the_ticks_json_dict(tick: Tick) -> None:
+    """`JsonLines` encodes the `Tick` itself (one C call): the line is `to_json_dict()`."""
+    line = _encode(tick) + b"\n"
+    assert line.endswith(b"}\n") and line.count(b"\n") == 1
+    assert json.loads(line) == json.loads(json.dumps(tick.to_json_dict()))
