@@ -12,7 +12,6 @@ its `health()` is the status.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +38,8 @@ from foxtrot_stream.runtime.status import (
 )
 
 Consumer = Callable[[Tick], object]
+#: How long `stop` waits for a cancelled source to end, before and after closing it (seconds).
+STOP_GRACE = 2.0
 
 
 class SourceFeed:
@@ -125,12 +126,19 @@ class SourceFeed:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            # cancelled by us: CancelledError is the expected end; an error it had already
-            # ended with was logged by `_run`
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            # a source must end on cancellation; one that does not (a read in a client
+            # library that loses it) is not waited for longer than STOP_GRACE: closing the
+            # source then ends its reads
+            await asyncio.wait({task}, timeout=STOP_GRACE)
         if self.source is not None:
             await self.source.aclose()
+        if task is not None:
+            if not task.done():
+                await asyncio.wait({task}, timeout=STOP_GRACE)
+            if not task.done():
+                self.log.warning(
+                    "the %s source did not stop within %gs", self.spec.name, 2 * STOP_GRACE
+                )
 
     # --- delivery --------------------------------------------------------------------------
 

@@ -42,6 +42,16 @@ FIRST_RETRY = 0.05
 DOWN = (RedisConnectionError, RedisTimeoutError, OSError, hiredis.ProtocolError)
 
 
+def reraise_cancellation() -> None:
+    """In an ``except DOWN`` that retries: if this task is being cancelled, end it. A client's
+    read timeout (the `redis` client's own, or a socket's) can turn the cancellation arriving
+    during a read into a TimeoutError, which is also "Redis is down": retried, the
+    cancellation would be lost and whoever cancelled would wait for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _text(value: object) -> str:
     """A field value: None as the empty string, floats exactly (repr round-trips)."""
     return "" if value is None else repr(value) if isinstance(value, float) else str(value)
@@ -203,6 +213,7 @@ class RedisSink:
                     await conn.open()
                 results = await conn.send(data, count)
             except DOWN as exc:
+                reraise_cancellation()
                 self.errors += 1
                 if self.connected or self.errors == 1:  # once per outage
                     log.warning("redis sink (%s): cannot write: %s", self.adapter, redact(str(exc)))

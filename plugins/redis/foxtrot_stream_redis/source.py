@@ -41,7 +41,7 @@ from foxtrot_stream.contract.model import Tick, TransportKind
 from foxtrot_stream.contract.records import Instrument
 from foxtrot_stream.util.redact import redact
 from foxtrot_stream_redis.ids import instruments_key, instruments_of, parse_id, stream_key
-from foxtrot_stream_redis.sink import DOWN, FIRST_RETRY
+from foxtrot_stream_redis.sink import DOWN, FIRST_RETRY, reraise_cancellation
 
 log = logging.getLogger("foxtrot_stream_redis")
 
@@ -177,6 +177,7 @@ class RedisSource:
             try:
                 text: Any = await self._client.get(key)
             except DOWN as exc:
+                reraise_cancellation()
                 why = f"cannot read it: {redact(str(exc))}"
             else:
                 if text is not None:
@@ -207,6 +208,10 @@ class RedisSource:
         wait = FIRST_RETRY
         ever = False
         while True:
+            # a cancellation can get lost inside the client library during a blocking read
+            # (seen: the task stays "cancelling" and the reads go on); honour it here, at the
+            # latest one read (`block`) later
+            reraise_cancellation()
             if not self._keys:
                 self._changed.clear()
                 await self._changed.wait()
@@ -223,6 +228,7 @@ class RedisSource:
                 else:
                     reply, claimed = await self._read_group()
             except DOWN as exc:
+                reraise_cancellation()
                 self._down(str(exc))
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, self.retry_max)
