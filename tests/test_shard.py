@@ -143,6 +143,7 @@ async def test_a_sharded_feed_streams_its_shard_of_named_and_listed_symbols(
                 assert feed.elsewhere == {"BNBUSDT", "XRPUSDT"} and feed.refused == {}
                 later = await feed.subscribe(["XRPUSDT"])  # added later: still the shard's rule
                 assert later == {"XRPUSDT": "shard 1/2's, this feed serves shard 0/2"}
+                assert feed.status()["shard"] == "0/2"  # what an operator reads on /status
             finally:
                 await feed.stop()
         lonely = Feed(host, settings, "binance")

@@ -796,6 +796,7 @@ class Feed:
             refused=dict(self.refused),
             changes=list(self.changes),
             sinks=self._sink_health(),
+            shard=str(self.shard),
         )
 
     def status_record(self) -> AdapterStatus:

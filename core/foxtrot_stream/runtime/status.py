@@ -180,6 +180,9 @@ class AdapterStatus:
     """When the adapter's ticks are read from a source (``<key>.consume``) instead of the
     exchange: the source's `health()` (connected, read, reconnects, errors, …) and ``lag_ms``
     (now minus the last tick's `received_ts`: how far behind the feed that published it)."""
+    shard: str = "0/1"
+    """`I/N`: the share of the symbols this process serves (`websocket.<adapter>.shard`, `run
+    --shard`); ``0/1`` is every symbol."""
 
 
 @attrs.frozen
@@ -203,6 +206,7 @@ class FeedRecord:
     refused: dict[str, str]
     changes: list[StateChange]
     sinks: list[dict[str, Any]] = attrs.Factory(list)
+    shard: str = "0/1"
 
 
 def to_plain(record: Any) -> Any:
@@ -361,4 +365,5 @@ def _build(record: FeedRecord) -> Iterator[AdapterStatus | None]:
         refused=dict(record.refused),
         recent_changes=list(record.changes),
         sinks=list(record.sinks),
+        shard=record.shard,
     )
