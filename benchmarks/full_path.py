@@ -307,7 +307,9 @@ class Meter:
 Receiver = Callable[[int, Meter], Awaitable[None]]
 
 
-async def full_path(port: int, meter: Meter, syms: list[str]) -> None:
+def loopback_feed(port: int) -> Feed:
+    """A real `Feed` of the Binance adapter pointed at a sender on 127.0.0.1:`port` (a long
+    heartbeat interval: a burst is not interrupted by pings)."""
     host = PluginHost.discover()
     values = {
         "websocket.enabled": True,
@@ -316,7 +318,11 @@ async def full_path(port: int, meter: Meter, syms: list[str]) -> None:
         "binance.rest_url": f"http://127.0.0.1:{port}",
     }
     settings = load(text=json.dumps(values), schema=host.schema()).settings
-    feed = Feed(host, settings, "binance", connect_budgets={})
+    return Feed(host, settings, "binance", connect_budgets={})
+
+
+async def full_path(port: int, meter: Meter, syms: list[str]) -> None:
+    feed = loopback_feed(port)
     feed.add_consumer(meter.tick)
     await feed.start(syms)
     try:

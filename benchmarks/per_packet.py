@@ -43,7 +43,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -58,11 +57,17 @@ import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import full_path
-from full_path import Meter, bare_loop, decode_nothing, payloads, pct, symbols, ws_frame
+from full_path import (
+    Meter,
+    bare_loop,
+    decode_nothing,
+    loopback_feed,
+    payloads,
+    pct,
+    symbols,
+    ws_frame,
+)
 
-from foxtrot_stream.config.settings import load
-from foxtrot_stream.contract.plugins import PluginHost
-from foxtrot_stream.runtime.feed import Feed
 from foxtrot_stream.transport import websocket
 from foxtrot_stream.transport.websocket import WebSocketConnection
 
@@ -118,15 +123,7 @@ async def read_per_frame(
 async def feed_receiver(port: int, meter: Meter, syms: list[str], drain: bool) -> None:
     WebSocketConnection._read = STOCK_READ if drain else read_per_frame  # type: ignore[method-assign]
     try:
-        host = PluginHost.discover()
-        values = {
-            "websocket.enabled": True,
-            "websocket.heartbeat.interval": 300.0,
-            "binance.ws_url": f"ws://127.0.0.1:{port}",
-            "binance.rest_url": f"http://127.0.0.1:{port}",
-        }
-        settings = load(text=json.dumps(values), schema=host.schema()).settings
-        feed = Feed(host, settings, "binance", connect_budgets={})
+        feed = loopback_feed(port)
         feed.add_consumer(meter.tick)
         await feed.start(syms)
         try:

@@ -6,16 +6,17 @@ Runs in the project env."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import sys
 from importlib.metadata import version
+from pathlib import Path
 
 from _common import Meter, parse_args, symbols
 
-from foxtrot_stream.config.settings import load
 from foxtrot_stream.contract.model import Tick, TransportKind
-from foxtrot_stream.contract.plugins import PluginHost
-from foxtrot_stream.runtime.feed import Feed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from full_path import loopback_feed
 
 
 async def main() -> None:
@@ -23,15 +24,7 @@ async def main() -> None:
     meter = Meter(
         args.frames, args.timeout, f"{version('foxtrot-stream')} (this tree)", "Feed.add_consumer"
     )
-    host = PluginHost.discover()
-    values = {
-        "websocket.enabled": True,
-        "websocket.heartbeat.interval": 300.0,
-        "binance.ws_url": f"ws://127.0.0.1:{args.port}",
-        "binance.rest_url": f"http://127.0.0.1:{args.port}",
-    }
-    settings = load(text=json.dumps(values), schema=host.schema()).settings
-    feed = Feed(host, settings, "binance", connect_budgets={})
+    feed = loopback_feed(args.port)
     count, websocket = meter.tick, TransportKind.WEBSOCKET
 
     def on_tick(tick: Tick) -> None:
