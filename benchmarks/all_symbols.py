@@ -97,6 +97,27 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def terminal(rows: int, columns: int) -> Any:
+    """The writing end of a pseudo-terminal of that size; a thread reads and discards what the
+    other end receives (as a terminal would show it)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(master, 1 << 16):
+                pass
+
+    threading.Thread(target=drain, daemon=True).start()
+    return os.fdopen(slave, "wb")
+
+
 def get_status(port: int) -> Any:
     import urllib.request
 
@@ -113,6 +134,12 @@ def main() -> None:
     parser.add_argument("--sample", type=float, default=10.0, help="RSS every N seconds (10)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     parser.add_argument("--format", choices=("jsonl", "table"), default="jsonl", dest="fmt")
+    parser.add_argument(
+        "--tty",
+        action="store_true",
+        help="stdout to a pseudo-terminal of 50 x 160 (the live table as a terminal shows it), "
+        "read and discarded",
+    )
     args = parser.parse_args()
     if args.warmup >= args.duration - 5:
         parser.error("--warmup must end at least 5 s before --duration")
@@ -132,7 +159,7 @@ def main() -> None:
         f"{datetime.date.today()}  Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
         f"load {os.getloadavg()[0]:.2f}; {args.symbols:,} symbols × {args.rate:g} book "
         f"updates/s (+30 % trades) ≈ {nominal:,.0f} frames/s nominal; {args.duration:g} s, "
-        f"--loop {args.loop}, --format {args.fmt}"
+        f"--loop {args.loop}, --format {args.fmt}{' on a 50 x 160 terminal' if args.tty else ''}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "vt_setting.json"
@@ -144,6 +171,8 @@ def main() -> None:
         ]  # fmt: skip
         log = Path(tmp) / "stderr.log"
         with log.open("wb") as err, open(os.devnull, "wb") as out:
+            if args.tty:
+                out = terminal(rows=50, columns=160)
             feed = subprocess.Popen(cmd, stdout=out, stderr=err)
             with contextlib.suppress(OSError):
                 if (os.cpu_count() or 1) >= 2:

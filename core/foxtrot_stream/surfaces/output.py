@@ -272,6 +272,9 @@ _MIN_WIDTH = {"symbol": 8, "transport": 9, "breaker": 9}
 #: Each column adds its content, one space of padding and one border; the table a left border
 #: and the first column's left padding (rich's default box, `padding=(0, 1)` collapsed).
 _CHROME_PER_COLUMN, _CHROME = 2, 2
+#: Lines of the table that are not rows or captions: title, borders, header, and one spare for
+#: the cursor line rich's live display keeps below.
+_TABLE_CHROME_LINES = 6
 
 
 def fit_columns(widths: dict[str, int], room: int) -> list[str]:
@@ -293,7 +296,8 @@ class LiveTable:
     them drops the least important columns (`COLUMN_PRIORITY`), never the prices bid and ask.
 
     Prices are redrawn at every `refresh()` (4x/s); the status figures are rebuilt at most once
-    a second (`STATUS_EVERY`), in chunks that let the loop run, since with many symbols a
+    a second (`STATUS_EVERY`; with more than 500 symbols, once a second per 500), in chunks that
+    let the loop run, since with many symbols a
     status build takes tens of milliseconds.
 
     While the table is live on a terminal, whatever else goes to that terminal must go through
@@ -304,6 +308,9 @@ class LiveTable:
     in order, formatted as before; `stop()` puts them back. Off a terminal nothing is moved."""
 
     STATUS_EVERY = 1.0
+    SYMBOLS_PER_BUILD = 500
+    """Beyond this many symbols the status figures are rebuilt less often (every
+    `STATUS_EVERY` per this many symbols); prices are redrawn 4x/s whatever the count."""
 
     def __init__(self, feeds: Sequence[Feed | SourceFeed], console: Console | None = None) -> None:
         # off a terminal (a pipe, a log file) there is no width to fit: don't squash columns
@@ -320,36 +327,9 @@ class LiveTable:
 
     def render(self) -> Table:
         captions = []
-        rows: list[tuple[str, ...]] = []
         if not self._records:  # before start(), or rendered on its own: build them now
             self._records = [feed.status_record() for feed in self.feeds]
         for st in self._records:
-            uptimes = {c.id: c.uptime for c in st.connections}
-            errors = sum(st.errors_per_minute.values())
-            for s in st.symbols.values():
-                t = self.last.get(s.symbol)
-                lat = s.latency_corrected_ms or s.latency_ms
-                uptime = uptimes.get(s.connection) if s.connection is not None else None
-                # read from a source: no connection of ours to time ("—", not "down")
-                up = "—" if st.source is not None else _duration(uptime)
-                rows.append((
-                    s.symbol,
-                    f"{t.bid:.8g}" if t else "",
-                    f"{t.ask:.8g}" if t else "",
-                    f"{t.last:.8g}" if t and t.last is not None else "—",
-                    s.transport,
-                    s.breaker,
-                    f"{s.updates_per_second:.1f}",
-                    f"{lat.p50:.1f}" if lat.p50 is not None else "—",
-                    f"{lat.p99:.1f}" if lat.p99 is not None else "—",
-                    up,
-                    str(errors),
-                ))  # fmt: skip
-            offset = (
-                f"clock offset {st.clock.offset_ms:+.1f} ± {st.clock.uncertainty_ms:.1f} ms"
-                if st.clock.offset_ms is not None and st.clock.uncertainty_ms is not None
-                else "clock offset —"
-            )
             if st.source is not None:
                 src = st.source
                 lag = src.get("lag_ms")
@@ -360,11 +340,53 @@ class LiveTable:
                     f"{st.reconnects} reconnects, {src.get('errors', 0)} errors"
                 )
                 continue
+            offset = (
+                f"clock offset {st.clock.offset_ms:+.1f} ± {st.clock.uncertainty_ms:.1f} ms"
+                if st.clock.offset_ms is not None and st.clock.uncertainty_ms is not None
+                else "clock offset —"
+            )
             captions.append(
                 f"{st.display_name}: {st.state}, {st.updates_per_second:.1f} upd/s, "
                 f"{st.reconnects} reconnects, {st.http.polls} HTTP polls, "
                 f"{st.malformed_frames} malformed, {offset}"
             )
+        shown_symbols = [(st, s) for st in self._records for s in st.symbols.values()]
+        if self.console.is_terminal:
+            # a terminal shows what fits its height: formatting (and rich laying out) every
+            # row of `run --all` 4x/s cost a whole core; the symbols not streamed over the
+            # WebSocket (polled, connecting) come first, so a problem is never cropped away
+            room = max(3, self.console.height - len(captions) - _TABLE_CHROME_LINES)
+            if len(shown_symbols) > room:
+                shown_symbols.sort(key=lambda pair: pair[1].transport == "websocket")
+                hidden = len(shown_symbols) - (room - 1)
+                shown_symbols = shown_symbols[: room - 1]
+                captions.append(
+                    f"… and {hidden:,} more symbols, streaming (all of them: --serve's "
+                    "/status, or --format jsonl)"
+                )
+        rows: list[tuple[str, ...]] = []
+        uptimes_of = {id(st): {c.id: c.uptime for c in st.connections} for st in self._records}
+        errors_of = {id(st): sum(st.errors_per_minute.values()) for st in self._records}
+        for st, s in shown_symbols:
+            t = self.last.get(s.symbol)
+            lat = s.latency_corrected_ms or s.latency_ms
+            uptimes = uptimes_of[id(st)]
+            uptime = uptimes.get(s.connection) if s.connection is not None else None
+            # read from a source: no connection of ours to time ("—", not "down")
+            up = "—" if st.source is not None else _duration(uptime)
+            rows.append((
+                s.symbol,
+                f"{t.bid:.8g}" if t else "",
+                f"{t.ask:.8g}" if t else "",
+                f"{t.last:.8g}" if t and t.last is not None else "—",
+                s.transport,
+                s.breaker,
+                f"{s.updates_per_second:.1f}",
+                f"{lat.p50:.1f}" if lat.p50 is not None else "—",
+                f"{lat.p99:.1f}" if lat.p99 is not None else "—",
+                up,
+                str(errors_of[id(st)]),
+            ))  # fmt: skip
         widths = {
             col: max(_MIN_WIDTH.get(col, 0), cell_len(col), *(cell_len(r[i]) for r in rows))
             for i, col in enumerate(COLUMNS)
@@ -414,7 +436,9 @@ class LiveTable:
         if self.live is None or not self.console.is_terminal:
             return
         now = time.monotonic()
-        if now - self._built >= self.STATUS_EVERY:
+        symbols = sum(len(st.symbols) for st in self._records)
+        # a status build costs about 5 µs a symbol: with `run --all` (2,000) every 4 s
+        if now - self._built >= self.STATUS_EVERY * max(1.0, symbols / self.SYMBOLS_PER_BUILD):
             self._built = now
             self._records = [await _status_of(feed) for feed in self.feeds]
         self.live.update(self.render())
