@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -52,6 +51,17 @@ async def take(source: RedisSource, out: list[Tick], n: int | None = None) -> No
         out.append(t)
         if n is not None and len(out) >= n:
             return
+
+
+async def pending(url: str, group: str = "g") -> int:
+    """Entries of the group's streams given to a consumer and not acknowledged."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        counts = [await client.xpending(stream_key("ticks", "binance", s), group)
+                  for s in SYMBOLS]  # fmt: skip
+    finally:
+        await client.aclose()
+    return sum(int(c["pending"]) for c in counts)
 
 
 def key(t: Tick) -> tuple[str, int | None]:
@@ -110,6 +120,8 @@ async def test_group_consumer_recreated_resumes_without_gap_or_repeat(
     await again.aclose()
     assert [key(t) for t in got] != [] and sorted(map(key, got)) == sorted(map(key, written))
     assert len(set(map(key, got))) == len(got)
+    # what it re-read from its own pending entries was acknowledged too: nothing is left
+    assert await pending(redis_server.url) == 0
 
 
 async def test_group_consumer_survives_a_redis_restart(redis_server: RedisServer) -> None:
@@ -133,6 +145,8 @@ async def test_group_consumer_survives_a_redis_restart(redis_server: RedisServer
     assert source.reconnects >= 1
     assert sorted(map(key, got)) == sorted(map(key, written))
     assert len(set(map(key, got))) == len(got)
+    # and everything it handed on, re-read pending entries included, is acknowledged
+    assert await pending(redis_server.url) == 0
 
 
 async def test_an_entry_that_is_not_a_tick_is_counted_and_skipped(
@@ -175,11 +189,4 @@ async def test_a_dead_group_consumers_pending_entries_are_taken_over(
     assert sorted(map(key, got)) == sorted(map(key, written))
     assert len(set(map(key, got))) == len(got)
     assert live.claimed == 15 * len(SYMBOLS) and live.acked == len(written)
-    # nothing is left pending for anyone
-    client = aioredis.Redis.from_url(redis_server.url)
-    try:
-        for symbol in SYMBOLS:
-            pending: Any = await client.xpending(stream_key("ticks", "binance", symbol), "g")
-            assert pending["pending"] == 0
-    finally:
-        await client.aclose()
+    assert await pending(redis_server.url) == 0  # nothing is left pending for anyone

@@ -227,13 +227,8 @@ class RedisSource:
                     )
                 else:
                     reply, claimed = await self._read_group()
-            except DOWN as exc:
+            except (*DOWN, ResponseError) as exc:  # ResponseError: NOGROUP, Redis lost the group
                 reraise_cancellation()
-                self._down(str(exc))
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, self.retry_max)
-                continue
-            except ResponseError as exc:  # NOGROUP: Redis lost the group (restarted empty)
                 self._down(str(exc))
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, self.retry_max)
@@ -254,13 +249,13 @@ class RedisSource:
                         handed.append(eid)
                         if not fields:  # trimmed away meanwhile
                             continue
-                    elif backlog:
-                        self._backlog[name] = eid  # type: ignore[index]
-                        seen = self.last_ids.get(name)
-                        if not fields or (seen is not None and parse_id(eid) <= parse_id(seen)):
-                            handed.append(eid)  # trimmed, or handed on before the outage
-                            continue
                     else:
+                        if backlog:
+                            self._backlog[name] = eid  # type: ignore[index]
+                            seen = self.last_ids.get(name)
+                            if not fields or (seen is not None and parse_id(eid) <= parse_id(seen)):
+                                handed.append(eid)  # trimmed, or handed on before the outage
+                                continue
                         self.last_ids[name] = eid
                         if self.group is not None:
                             handed.append(eid)  # yielded: handed on (acknowledged next read)
