@@ -216,28 +216,31 @@ class Sender:
         """Read the client's frames: answer pings and the close handshake, drop the rest."""
         try:
             while True:
-                b0, b1 = await reader.readexactly(2)
-                length = b1 & 0x7F
-                if length == 126:
-                    length = int.from_bytes(await reader.readexactly(2), "big")
-                elif length == 127:
-                    length = int.from_bytes(await reader.readexactly(8), "big")
-                mask = await reader.readexactly(4) if b1 & 0x80 else b"\0\0\0\0"
-                data = bytes(
-                    c ^ mask[i % 4] for i, c in enumerate(await reader.readexactly(length))
-                )
-                opcode = b0 & 0x0F
+                opcode, data = await read_client_frame(reader)
                 if opcode == 0x8:
                     writer.write(b"\x88\x02\x03\xe8")
                     await writer.drain()
                     break
-                if opcode == 0x9 and length < 126:
-                    writer.write(bytes((0x8A, length)) + data)
+                if opcode == 0x9 and len(data) < 126:
+                    writer.write(bytes((0x8A, len(data))) + data)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the receiver went away mid-frame: this connection's job is over
         writer.close()
         with contextlib.suppress(ConnectionError):  # a reset peer: the socket is closed anyway
             await writer.wait_closed()
+
+
+async def read_client_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One WebSocket frame from the client (masked, as clients send them): (opcode, payload)."""
+    b0, b1 = await reader.readexactly(2)
+    length = b1 & 0x7F
+    if length == 126:
+        length = int.from_bytes(await reader.readexactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(await reader.readexactly(8), "big")
+    mask = await reader.readexactly(4) if b1 & 0x80 else b"\0\0\0\0"
+    raw = await reader.readexactly(length)
+    return b0 & 0x0F, bytes(c ^ mask[i % 4] for i, c in enumerate(raw))
 
 
 def sender_main(

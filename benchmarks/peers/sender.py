@@ -37,7 +37,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from full_path import CHUNK, GUID, U0, symbols, ws_frame
+from full_path import CHUNK, GUID, U0, read_client_frame, symbols, ws_frame
 
 QUIET = 0.3  # seconds without a new SUBSCRIBE before the burst starts
 
@@ -257,22 +257,13 @@ class PeerSender:
         """The client's frames: SUBSCRIBE & co., pings, close; data frames are dropped."""
         try:
             while True:
-                b0, b1 = await reader.readexactly(2)
-                length = b1 & 0x7F
-                if length == 126:
-                    length = int.from_bytes(await reader.readexactly(2), "big")
-                elif length == 127:
-                    length = int.from_bytes(await reader.readexactly(8), "big")
-                mask = await reader.readexactly(4) if b1 & 0x80 else b"\0\0\0\0"
-                raw = await reader.readexactly(length)
-                data = bytes(c ^ mask[i % 4] for i, c in enumerate(raw))
-                opcode = b0 & 0x0F
+                opcode, data = await read_client_frame(reader)
                 if opcode == 0x8:
                     writer.write(b"\x88\x02\x03\xe8")
                     await writer.drain()
                     break
-                if opcode == 0x9 and length < 126:
-                    writer.write(bytes((0x8A, length)) + data)
+                if opcode == 0x9 and len(data) < 126:
+                    writer.write(bytes((0x8A, len(data))) + data)
                 elif opcode == 0x1:
                     self.log(f"control {data[:120]!r}")
                     with contextlib.suppress(ValueError, AttributeError):

@@ -35,8 +35,9 @@ Either way a consumer never gets an older quote of a symbol after a newer one, a
 Reading from a source instead of the exchange: when the settings say ``<key>.consume`` for an
 installed source (the Redis plugin's ``redis.consume``), each adapter's feed is a `SourceFeed`
 that reads the adapter's ticks from it (published by a feed elsewhere): the same consumers,
-subscribe and unsubscribe, and a `status()` with the source's health under ``source``; it has
-no instruments (`instruments` raises TypeError) and no breaker to reset.
+subscribe and unsubscribe, and a `status()` with the source's health under ``source``; its
+instruments are the list the publishing feeds left with the source (`InstrumentSource`; waited
+for up to 30 s), and it has no breaker to reset.
 
 Errors: a call that cannot be served raises in the calling thread — `RuntimeError` when the
 engine is not running (not started, or stopped), `LookupError` for an adapter that is not
@@ -544,12 +545,7 @@ class StreamEngine:
     ) -> tuple[str, str]:
         if self._server is not None:
             raise RuntimeError(f"already serving at {self._server.url}")
-        server = await start_server(
-            lambda: list(self._feeds.values()),
-            host,
-            port,
-            options,
-        )
+        server = await start_server(lambda: list(self._feeds.values()), host, port, options)
         self._server = server
         log.info("status page %s (control token returned to the caller, not logged)", server.url)
         return server.url, server.token

@@ -186,6 +186,7 @@ def _tail_parser(sub: Any) -> None:
     t.add_argument("--consumer", metavar="NAME", help="this reader's name in --group")
     t.add_argument("--duration", type=_positive, help="stop after this many seconds")
     t.add_argument("--config", help="settings file (default: $FOXTROT_SETTINGS or vt_setting.json)")
+    _loop_option(t)
 
 
 SERVE_HELP = (
@@ -535,8 +536,9 @@ def cmd_tail(host: PluginHost, args: argparse.Namespace) -> int:
         group=args.group,
         consumer=args.consumer,
     )
-    return asyncio.run(
-        tail.tail(host, loaded.settings, spec, request, fmt=args.fmt, duration=args.duration)
+    return _run_on_loop(
+        args.loop_kind,
+        tail.tail(host, loaded.settings, spec, request, fmt=args.fmt, duration=args.duration),
     )
 
 
@@ -545,7 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("run", "demo"):
         args.serve_options = serve_options(parser, args)
-    if args.command in ("run", "demo", "plugins"):
+    if args.command in ("run", "demo", "plugins", "tail"):
         try:
             args.loop_kind = choose(args.loop)
         except LoopChoiceError as exc:
