@@ -291,6 +291,10 @@ class Feed:
                     self.log.warning("no instrument list for the sinks yet (%s); retrying", exc)
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 60.0)
+            except Exception:  # the adapter broke its contract (PollError only): say so, once
+                self.counters.plugin_errors += 1
+                self.error_log.exception("the %s adapter's instrument list failed", self.name)
+                return
         for sink in self.sinks:
             if not isinstance(sink, InstrumentSink):
                 continue
