@@ -128,7 +128,7 @@ async def test_serve_prints_the_urls_runs_the_faults_and_stops_at_the_duration(
     assert received[-1].type is aiohttp.WSMsgType.CLOSE
     started = time.monotonic()
     assert await task == 0
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 2.0
     assert "fault" in capsys.readouterr().err
     with pytest.raises(aiohttp.ClientConnectionError):
         async with aiohttp.ClientSession() as http:

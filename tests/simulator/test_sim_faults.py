@@ -226,6 +226,8 @@ async def test_flap_sends_one_frame_then_drops() -> None:
 
 
 async def test_slow_rest_holds_answers() -> None:
+    # What the simulator decided is checked exactly (stats.rest_holds); what the client saw only
+    # from below: a loaded machine can make any request late, never early.
     async with running(symbols=SYMBOLS) as sim, aiohttp.ClientSession() as http:
 
         async def timed() -> float:
@@ -233,13 +235,17 @@ async def test_slow_rest_holds_answers() -> None:
             assert await _rest_status(http, sim) == 200
             return time.monotonic() - started
 
-        sim.slow_rest(0.3, delay=0.1)
-        assert 0.09 <= await timed() < 0.25
+        sim.slow_rest(30, delay=0.1)
+        assert await timed() >= 0.09
+        assert await timed() >= 0.09  # each request in the window, not just the first
+        assert list(sim.stats.rest_holds) == [0.1, 0.1]
         sim.slow_rest(0.2)  # no delay given: held until the window ends
-        started = time.monotonic()
+        ends = sim.faults.slow_rest_until
         assert await _rest_status(http, sim) == 200
-        assert 0.18 <= time.monotonic() - started < 0.4
-        assert await timed() < 0.1  # over
+        assert time.monotonic() >= ends - 0.01  # asyncio may wake within its clock resolution
+        assert 0 < sim.stats.rest_holds[-1] <= 0.2
+        await timed()  # over
+        assert sim.stats.rest_holds[-1] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -298,7 +304,7 @@ async def test_server_shutdown_notice_then_close(combined: bool, query: str, uni
             ending = await until_end(ws)
             assert len(await collect(replacement, 0.1)) >= 2
     assert ending.clean and ending.code == 1001
-    assert 0.2 <= ending.at - noticed < 0.6
+    assert 0.2 <= ending.at - noticed < 2.0  # after the grace (upper bound: a loaded machine)
     frames = [json.loads(f) for f in ending.frames]
     notices = [i for i, f in enumerate(frames) if "serverShutdown" in json.dumps(f)]
     assert len(notices) == 1
@@ -322,7 +328,7 @@ async def test_server_shutdown_uses_the_configured_grace() -> None:
         noticed = time.monotonic()
         ending = await until_end(ws)
     assert [json.loads(f)["e"] for f in ending.frames] == ["serverShutdown"]
-    assert ending.clean and 0.12 <= ending.at - noticed < 0.5
+    assert ending.clean and 0.12 <= ending.at - noticed < 0.95  # not the default 1 s
 
 
 async def test_outage_drops_and_refuses_then_recovers() -> None:
@@ -349,7 +355,7 @@ async def test_clear_ends_every_fault_at_once() -> None:
         sim.clear()
         started = time.monotonic()
         assert await _rest_status(http, sim) == 200
-        assert time.monotonic() - started < 0.2
+        assert time.monotonic() - started < 5.0 and sim.stats.rest_holds[-1] == 0.0
         async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
             frames = await collect(ws, 0.2)
             assert len(frames) >= 5 and all(well_formed(f, True) for f in frames)

@@ -47,20 +47,20 @@ async def _open_after(http: aiohttp.ClientSession, url: str) -> tuple[float, str
 
 async def test_slow_handshake_holds_each_upgrade_for_the_delay() -> None:
     async with running(symbols=SYMBOLS, rate=50.0) as sim, aiohttp.ClientSession() as http:
-        sim.slow_handshake(0.6, 0.25)
+        sim.slow_handshake(1.5, 0.25)
         opened, first = await _open_after(http, stream_url(sim, *BOOKS))
-        assert 0.24 <= opened < 0.55
+        assert opened >= 0.24  # held for the delay (late is possible on a loaded machine)
         assert '"stream":' in first  # then it streams as usual
         # a second connection asked while the first is held is held as long, not queued
         url = stream_url(sim, BOOKS[0], combined=False)
         times = await asyncio.gather(_open_after(http, url), _open_after(http, url))
-        assert all(0.24 <= t < 0.55 for t, _ in times), times
+        assert all(t >= 0.24 for t, _ in times), times
         assert sim.stats.held_handshakes == 3 and sim.stats.connections_opened == 3
+        assert list(sim.stats.handshake_holds) == [0.25] * 3  # the delay, not the window
         await asyncio.sleep(max(0.0, sim.faults.slow_handshake_until - time.monotonic()))
-        opened, _ = await _open_after(http, url)
-        assert opened < 0.2  # over
+        await _open_after(http, url)  # over: not held
     assert sim.stats.held_handshakes == 3
-    assert [w for _t, w in sim.faults.log] == ["slow_handshake(0.6, 0.25)"]
+    assert [w for _t, w in sim.faults.log] == ["slow_handshake(1.5, 0.25)"]
 
 
 async def test_slow_handshake_without_a_delay_holds_until_the_window_ends() -> None:
@@ -70,7 +70,8 @@ async def test_slow_handshake_without_a_delay_holds_until_the_window_ends() -> N
         await asyncio.sleep(0.05)
         started = time.monotonic()
         opened, _ = await _open_after(http, stream_url(sim, *BOOKS))
-        assert ends - 0.005 <= started + opened < ends + 0.3
+        assert started + opened >= ends - 0.005
+        assert 0 < sim.stats.handshake_holds[-1] <= 0.2  # until the end, decided on arrival
 
 
 async def test_clear_lets_held_handshakes_go_and_stop_refuses_them() -> None:
@@ -82,13 +83,14 @@ async def test_clear_lets_held_handshakes_go_and_stop_refuses_them() -> None:
             assert not held.done()
             sim.clear()
             opened, _ = await held
-            assert 0.09 <= opened < 0.5
+            assert 0.09 <= opened < 2.0  # let go, not held for its 5 s
             sim.slow_handshake(5.0, 5.0)
             held = asyncio.create_task(http.ws_connect(f"{sim.ws_url}/ws"))
             await asyncio.sleep(0.1)
             stopping = time.monotonic()
-        # a held upgrade does not hold up the stop (it would wait for aiohttp's 0.5 s timeout)
-        assert time.monotonic() - stopping < 0.45
+        # a held upgrade does not hold up the stop: it is answered 503 below, where waiting for
+        # aiohttp's 0.5 s shutdown timeout would cancel it without an answer
+        assert time.monotonic() - stopping < 2.0
         try:
             await held
         except aiohttp.WSServerHandshakeError as exc:
@@ -375,7 +377,7 @@ async def test_clear_ends_the_new_faults_at_once() -> None:
         sim.clear()
         started = time.monotonic()
         async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
-            assert time.monotonic() - started < 0.5  # not held
+            assert time.monotonic() - started < 5.0  # not held for its 10 s
             frames = await collect(ws, 0.25)  # past `up`: not dropped
             assert _symbols_of(frames) == set(SYMBOLS)  # not refused
             ids = _ids(frames, BOOKS[0], "u")

@@ -73,6 +73,7 @@ class RestApi:
         st.rest_by_path[request.path] = st.rest_by_path.get(request.path, 0) + 1
         st.rest_longest_query = max(st.rest_longest_query, len(request.query_string))
         delay = self.faults.rest_delay(self.clock())
+        st.rest_holds.append(delay)
         if delay > 0:
             await asyncio.sleep(delay)
         response = await self._answer(request, handler)

@@ -7,6 +7,7 @@ Times are `time.monotonic()` seconds.
 from __future__ import annotations
 
 import bisect
+import collections
 
 import attrs
 
@@ -40,6 +41,10 @@ class ConnectionStats:
     """The params of each SUBSCRIBE, in order (the URL's streams first, if any)."""
 
 
+def _recent() -> collections.deque[float]:
+    return collections.deque(maxlen=1000)
+
+
 @attrs.define
 class SimulatorStats:
     connection_attempts: int = 0
@@ -50,6 +55,8 @@ class SimulatorStats:
     """Upgrades answered 429 for going over `attempt_limit` per `attempt_window`."""
     held_handshakes: int = 0
     """Upgrades held by `slow_handshake` before their 101 answer."""
+    handshake_holds: collections.deque[float] = attrs.Factory(_recent)
+    """Seconds each held upgrade was to be held, as decided when it arrived (the last 1,000)."""
     connections_opened: int = 0
     connections: dict[int, ConnectionStats] = attrs.Factory(dict)
     """Every connection by id, open or closed."""
@@ -67,6 +74,9 @@ class SimulatorStats:
     """(connection id, streams in the request) for each SUBSCRIBE, the URL's included."""
     rest_requests: int = 0
     rest_by_path: dict[str, int] = attrs.Factory(dict)
+    rest_holds: collections.deque[float] = attrs.Factory(_recent)
+    """Seconds each REST request was held by `slow_rest` (0.0: not held), in arrival order (the
+    last 1,000: a simulator answering polls for days keeps a bounded record)."""
     rest_longest_query: int = 0
     """The longest query string of a REST request, in characters (URLs have limits)."""
     rest_throttled: int = 0

@@ -82,6 +82,7 @@ class StreamServer:
         hold = self.faults.handshake_delay(now)
         if hold > 0:
             self.stats.held_handshakes += 1
+            self.stats.handshake_holds.append(hold)
             if not await self._hold(hold):
                 return web.Response(status=503, text="Service Unavailable")
             transport = request.transport
