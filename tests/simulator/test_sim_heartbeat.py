@@ -25,8 +25,9 @@ async def test_pings_carry_a_payload_and_echoing_it_keeps_the_connection(
     sim = await _fast(make_sim, rate=0.0)
     payloads = []
     async with http.ws_connect(f"{sim.ws_url}/ws", autoping=False) as ws:
-        started = time.monotonic()
-        while time.monotonic() - started < PING + PONG_TIMEOUT + 0.1:
+        # five answered pings span 0.5 s, past PONG_TIMEOUT: echoing them kept it open (counted
+        # in pings, not timed, so a late test machine cannot cut the count short)
+        while len(payloads) < 5:
             msg = await ws.receive(timeout=1.0)
             assert msg.type is aiohttp.WSMsgType.PING, msg
             payloads.append(msg.data)
@@ -34,7 +35,7 @@ async def test_pings_carry_a_payload_and_echoing_it_keeps_the_connection(
         assert not ws.closed
     assert all(payloads) and len(set(payloads)) == len(payloads)  # non-empty, never repeated
     conn = sim.stats.connections[1]
-    assert conn.pings_sent >= 4 and conn.pongs_matched >= 4
+    assert conn.pings_sent >= 5 and conn.pongs_matched >= 4  # the last pong may be in flight
 
 
 async def test_no_pong_disconnects_after_the_timeout(
@@ -46,7 +47,7 @@ async def test_no_pong_disconnects_after_the_timeout(
         ending = await until_end(ws)
     elapsed = ending.at - started
     assert ending.clean and (ending.code, ending.reason) == (1008, "Pong timeout")
-    assert PING + PONG_TIMEOUT - 0.02 <= elapsed < PING + PONG_TIMEOUT + 0.25
+    assert PING + PONG_TIMEOUT - 0.02 <= elapsed < PING + PONG_TIMEOUT + 1.0
     assert ending.pings >= 3 and len(ending.frames) > 5  # data flowed until the end
     await eventually(lambda: not sim.clients)
     assert sim.stats.connections[1].close_reason == "pong timeout"
