@@ -91,7 +91,7 @@ async def test_refuse_upgrades_answers_503_while_active() -> None:
         sim.refuse_upgrades(0.3)
         assert await _upgrade_status(http, sim) == 503
         assert await _rest_status(http, sim) == 200
-        assert len(await collect(ws, 0.1)) >= 2  # open connections are left alone
+        assert len(await collect(ws, 0.1, at_least=2)) >= 2  # open connections are left alone
         assert sim.stats.refused_upgrades == 1
         await eventually(lambda: not sim.faults.refusing(time.monotonic()))
         assert await _upgrade_status(http, sim) == 101
@@ -222,7 +222,7 @@ async def test_flap_sends_one_frame_then_drops() -> None:
         assert [c.close_reason for c in sim.stats.connections.values()] == ["flap", "flap"]
         await eventually(lambda: not sim.faults.flapping(time.monotonic()))
         async with http.ws_connect(stream_url(sim, BOOKS[0], combined=False)) as ws:
-            assert len(await collect(ws, 0.15)) >= 2  # over: connections stay
+            assert len(await collect(ws, 0.15, at_least=2)) >= 2  # over: connections stay
 
 
 async def test_slow_rest_holds_answers() -> None:
@@ -302,7 +302,7 @@ async def test_server_shutdown_notice_then_close(combined: bool, query: str, uni
         # a replacement opened right after the notice is not affected
         async with http.ws_connect(stream_url(sim, BOOKS[0])) as replacement:
             ending = await until_end(ws)
-            assert len(await collect(replacement, 0.1)) >= 2
+            assert len(await collect(replacement, 0.1, at_least=2)) >= 2
     assert ending.clean and ending.code == 1001
     assert 0.2 <= ending.at - noticed < 2.0  # after the grace (upper bound: a loaded machine)
     frames = [json.loads(f) for f in ending.frames]
@@ -357,7 +357,7 @@ async def test_clear_ends_every_fault_at_once() -> None:
         assert await _rest_status(http, sim) == 200
         assert time.monotonic() - started < 5.0 and sim.stats.rest_holds[-1] == 0.0
         async with http.ws_connect(stream_url(sim, *BOOKS)) as ws:
-            frames = await collect(ws, 0.2)
+            frames = await collect(ws, 0.2, at_least=5)
             assert len(frames) >= 5 and all(well_formed(f, True) for f in frames)
             assert not ws.closed
         assert [what for _t, what in sim.faults.log][-1] == "clear"
