@@ -247,6 +247,20 @@ class Unread:
         fcntl.ioctl(self.r, termios.FIONREAD, buf)
         return int.from_bytes(buf, sys.byteorder)
 
+    async def wait_full(self, within: float = 10.0) -> None:
+        """Until what the pipe holds (at least 8 KiB) has not grown for 0.3 s."""
+        held, since = -1, time.monotonic()
+        deadline = since + within
+        while True:
+            now, pending = time.monotonic(), self.pending()
+            if pending != held:
+                held, since = pending, now
+            elif held >= 8192 and now - since >= 0.3:
+                return
+            if now > deadline:
+                raise AssertionError(f"the pipe is not full after {within} s: {held} bytes")
+            await asyncio.sleep(0.02)
+
     async def exited_within(self, seconds: float) -> bool:
         assert self.proc is not None
         try:
@@ -315,8 +329,10 @@ async def test_sigterm_while_stdout_is_not_read_exits_within_1s(
 ) -> None:
     proc = await unread.start(write_config(tmp_path, busy_sim))
     await unread.wait_connected()
-    # the pipe is (about) full: a write to it would block
-    await wait_for(lambda: unread.pending() > 40_000, 10, "a full pipe")
+    # the pipe is full: a write to it would block. What it holds then depends on the sizes of
+    # the writes (Linux gives a write that does not fit the last page a new one: 16 pages of
+    # 2.1 KB writes are full at 34 KB), so full is "stopped growing" at 1,000 ticks a second.
+    await unread.wait_full()
     await asyncio.sleep(0.5)  # and about 500 KB more wait in the buffer, never to be read
     proc.send_signal(signal.SIGTERM)
     sent = time.monotonic()
