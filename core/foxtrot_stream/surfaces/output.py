@@ -269,9 +269,8 @@ COLUMN_PRIORITY = ("symbol", "bid", "ask", "last", "transport", "breaker", "upd/
 _ALWAYS = 3
 _LEFT = ("symbol", "transport", "breaker")
 _MIN_WIDTH = {"symbol": 8, "transport": 9, "breaker": 9}
-#: Each column adds its content, one space of padding and one border; the table a left border
-#: and the first column's left padding (rich's default box, `padding=(0, 1)` collapsed).
-_CHROME_PER_COLUMN, _CHROME = 2, 2
+#: Each column adds its content, a space either side and one border; the table its left border.
+_CHROME_PER_COLUMN, _CHROME = 3, 1
 #: Lines of the table that are not rows or captions: title, borders, header, and one spare for
 #: the cursor line rich's live display keeps below.
 _TABLE_CHROME_LINES = 6
@@ -284,9 +283,9 @@ def draw_table(
     captions: Sequence[str],
     room: int,
 ) -> Group:
-    """`rows` (cells in `COLUMNS` order) under `columns`, drawn as rich's `Table` drew them
-    (heavy head box, collapsed padding, bold header, italic title, dim italic caption: the
-    layout `fit_columns` counts), from the widths the caller measured already. rich's own
+    """`rows` (cells in `COLUMNS` order) under `columns`, drawn in rich's `Table` style (heavy
+    head box, a space either side of each cell, bold header, italic title, dim italic caption:
+    the layout `fit_columns` counts), from the widths the caller measured already. rich's own
     `Table` measured, padded and wrapped every cell again: 25 ms a frame for 45 rows, a tenth
     of a core at 4 frames a second; this takes about 2 ms. A line wider than the terminal is
     cropped, never wrapped (the caption wraps); the title is centred over what of the table
@@ -295,16 +294,15 @@ def draw_table(
     sizes = [widths[col] for col in columns]
     left = [col in _LEFT for col in columns]
 
-    # rich's collapsed padding: a space before the first column only, one after each
     def line(cells: Sequence[str], bar: str) -> str:
         out = []
         for cell, size, flush_left in zip(cells, sizes, left, strict=True):
             pad = " " * (size - cell_len(cell))
-            out.append(f"{cell}{pad} " if flush_left else f"{pad}{cell} ")
-        return f"{bar} " + bar.join(out) + bar
+            out.append(f" {cell}{pad} " if flush_left else f" {pad}{cell} ")
+        return bar + bar.join(out) + bar
 
     def rule(start: str, fill: str, cross: str, end: str) -> str:
-        return start + fill + cross.join(fill * (size + 1) for size in sizes) + end
+        return start + cross.join(fill * (size + 2) for size in sizes) + end
 
     top = rule("┏", "━", "┳", "┓")
     body = "\n".join(line([row[i] for i in index], "│") for row in rows)
