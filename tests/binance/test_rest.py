@@ -88,3 +88,30 @@ async def test_instruments_come_from_exchange_info_filters(env) -> None:  # type
     assert sim.stats.rest_by_path["/api/v3/exchangeInfo"] == 1  # one exchangeInfo for both
     bare = _instrument({"symbol": "X", "filters": [{"filterType": "LOT_SIZE", "minQty": "?"}]})
     assert bare == Instrument("X", "TRADING", 0.0, 0.0, 0.0)
+
+
+async def test_callers_at_start_share_one_exchange_info(env) -> None:  # type: ignore[no-untyped-def]
+    """`run --all` with a sink lists symbols and instruments at once: one request for both,
+    even for a caller given up on meanwhile; a failed request fails its callers and the next
+    call asks again."""
+    import asyncio
+
+    sim, adapter, session = env
+    sim.slow_rest(30, delay=0.1)
+    gave_up = asyncio.create_task(adapter.trading_symbols(session))
+    both = asyncio.gather(adapter.trading_symbols(session), adapter.instruments(session))
+    await asyncio.sleep(0.02)
+    gave_up.cancel()
+    symbols, instruments = await both
+    assert symbols == ("BTCUSDT", "ETHUSDT") and len(instruments) == 3
+    assert sim.stats.rest_by_path["/api/v3/exchangeInfo"] == 1
+    sim.clear()
+    sim.rest_errors(500, 1)
+    failed = await asyncio.gather(
+        adapter.listed(session, refresh=True), adapter.listed(session, refresh=True),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert all(isinstance(f, PollError) for f in failed), failed
+    assert sim.stats.rest_by_path["/api/v3/exchangeInfo"] == 2
+    assert set(await adapter.listed(session, refresh=True)) == {"BTCUSDT", "ETHUSDT", "HALTUSDT"}
+    assert sim.stats.rest_by_path["/api/v3/exchangeInfo"] == 3

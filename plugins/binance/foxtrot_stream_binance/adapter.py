@@ -12,6 +12,7 @@ the merged state only moves forward, and the feed's sequencer drops what is not 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -109,6 +110,7 @@ class BinanceAdapter:
         self._listed: dict[str, str] | None = None  # symbol → status
         self._instruments: tuple[Instrument, ...] = ()
         self._listed_at = 0.0
+        self._listing: asyncio.Future[dict[str, str]] | None = None  # the request on its way
         self.weight_limit: int | None = None
         """REQUEST_WEIGHT per minute, read from exchangeInfo's rateLimits (not hard-coded)."""
 
@@ -264,10 +266,22 @@ class BinanceAdapter:
     async def listed(
         self, session: aiohttp.ClientSession, *, refresh: bool = False
     ) -> dict[str, str]:
-        """symbol → status from `exchangeInfo`, cached for an hour."""
+        """symbol → status from `exchangeInfo`, cached for an hour. Callers that miss the cache
+        while a request is on its way share that request (`run --all` with a sink asked for the
+        list twice at start: exchangeInfo weighs 20)."""
         now = time.monotonic()
         if self._listed is not None and not refresh and now - self._listed_at < EXCHANGE_INFO_TTL:
             return self._listed
+        fetch = self._listing
+        if fetch is None or fetch.done() or fetch.get_loop() is not asyncio.get_running_loop():
+            fetch = self._listing = asyncio.ensure_future(self._fetch_listed(session))
+            # a fetch whose callers were all cancelled still fills the cache; its error, if
+            # any, is theirs, not a "never retrieved" warning
+            fetch.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return await asyncio.shield(fetch)
+
+    async def _fetch_listed(self, session: aiohttp.ClientSession) -> dict[str, str]:
+        now = time.monotonic()
         try:
             async with session.get(
                 self._rest("/api/v3/exchangeInfo"), timeout=self._timeout()
@@ -278,13 +292,14 @@ class BinanceAdapter:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise PollError(f"exchangeInfo failed: {type(exc).__name__}: {exc}") from exc
         symbols = body.get("symbols", [])
-        self._listed = {s["symbol"]: s.get("status", "TRADING") for s in symbols}
+        listed = {s["symbol"]: s.get("status", "TRADING") for s in symbols}
+        self._listed = listed
         self._instruments = tuple(_instrument(s) for s in symbols)
         self._listed_at = now
         for limit in body.get("rateLimits", []):
             if limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval") == "MINUTE":
                 self.weight_limit = int(limit["limit"]) // max(1, int(limit.get("intervalNum", 1)))
-        return self._listed
+        return listed
 
     async def instruments(self, session: aiohttp.ClientSession) -> tuple[Instrument, ...]:
         """Every symbol of `exchangeInfo` with its PRICE_FILTER tick and LOT_SIZE limits."""
