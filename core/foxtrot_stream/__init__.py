@@ -22,6 +22,7 @@ from foxtrot_stream.config.settings import (
     ranged,
 )
 from foxtrot_stream.contract.hookspecs import hookimpl
+from foxtrot_stream.contract.listing import Listing
 from foxtrot_stream.contract.model import Tick, TransportKind
 from foxtrot_stream.contract.records import (
     AdapterSpec,
@@ -88,6 +89,7 @@ __all__ = [
     "InstrumentSink",
     "InstrumentSource",
     "Instruments",
+    "Listing",
     "PolicySpec",
     "PollError",
     "PollResult",

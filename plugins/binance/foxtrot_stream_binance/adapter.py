@@ -12,7 +12,6 @@ the merged state only moves forward, and the feed's sequencer drops what is not 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ import msgspec
 import orjson
 from msgspec.structs import replace
 
+from foxtrot_stream.contract.listing import Listing
 from foxtrot_stream.contract.model import Tick, TransportKind
 from foxtrot_stream.contract.records import (
     ConnectionEvents,
@@ -107,10 +107,8 @@ class BinanceAdapter:
         """Watches for an exchange-side restart of a symbol's book and trade ids."""
         self._early: dict[str, tuple[float, int]] = {}
         """symbol → (price, id) of the newest trade seen before the symbol's first book."""
-        self._listed: dict[str, str] | None = None  # symbol → status
+        self._listing: Listing[dict[str, str]] = Listing(EXCHANGE_INFO_TTL)  # symbol → status
         self._instruments: tuple[Instrument, ...] = ()
-        self._listed_at = 0.0
-        self._listing: asyncio.Future[dict[str, str]] | None = None  # the request on its way
         self.weight_limit: int | None = None
         """REQUEST_WEIGHT per minute, read from exchangeInfo's rateLimits (not hard-coded)."""
 
@@ -266,22 +264,11 @@ class BinanceAdapter:
     async def listed(
         self, session: aiohttp.ClientSession, *, refresh: bool = False
     ) -> dict[str, str]:
-        """symbol → status from `exchangeInfo`, cached for an hour. Callers that miss the cache
-        while a request is on its way share that request (`run --all` with a sink asked for the
-        list twice at start: exchangeInfo weighs 20)."""
-        now = time.monotonic()
-        if self._listed is not None and not refresh and now - self._listed_at < EXCHANGE_INFO_TTL:
-            return self._listed
-        fetch = self._listing
-        if fetch is None or fetch.done() or fetch.get_loop() is not asyncio.get_running_loop():
-            fetch = self._listing = asyncio.ensure_future(self._fetch_listed(session))
-            # a fetch whose callers were all cancelled still fills the cache; its error, if
-            # any, is theirs, not a "never retrieved" warning
-            fetch.add_done_callback(lambda f: f.cancelled() or f.exception())
-        return await asyncio.shield(fetch)
+        """symbol → status from `exchangeInfo`, cached for an hour; callers that miss the cache
+        while a request is on its way share it (`Listing`): exchangeInfo weighs 20."""
+        return await self._listing.get(lambda: self._fetch_listed(session), refresh=refresh)
 
     async def _fetch_listed(self, session: aiohttp.ClientSession) -> dict[str, str]:
-        now = time.monotonic()
         try:
             async with session.get(
                 self._rest("/api/v3/exchangeInfo"), timeout=self._timeout()
@@ -293,9 +280,7 @@ class BinanceAdapter:
             raise PollError(f"exchangeInfo failed: {type(exc).__name__}: {exc}") from exc
         symbols = body.get("symbols", [])
         listed = {s["symbol"]: s.get("status", "TRADING") for s in symbols}
-        self._listed = listed
         self._instruments = tuple(_instrument(s) for s in symbols)
-        self._listed_at = now
         for limit in body.get("rateLimits", []):
             if limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval") == "MINUTE":
                 self.weight_limit = int(limit["limit"]) // max(1, int(limit.get("intervalNum", 1)))

@@ -72,8 +72,7 @@ class OkxAdapter:
 
     def __init__(self, settings: OkxSettings | None = None) -> None:
         self.settings = settings or OkxSettings()
-        self._listed: dict[str, fx.Instrument] | None = None
-        self._listed_at = 0.0
+        self._listed: fx.Listing[dict[str, fx.Instrument]] = fx.Listing(INSTRUMENTS_TTL)
 
     def streams_for(self, symbol: str) -> tuple[str, ...]:
         return (f"{CHANNEL}:{symbol}",)
@@ -151,12 +150,13 @@ class OkxAdapter:
             raise fx.PollError(f"/api/v5/public/time answered no time: {data!r}") from exc
 
     async def _instruments(self, session: aiohttp.ClientSession) -> dict[str, fx.Instrument]:
-        """instId → instrument (state `live`: TRADING), kept an hour."""
-        if self._listed is None or time.monotonic() - self._listed_at > INSTRUMENTS_TTL:
+        """instId → instrument (state `live`: TRADING), kept an hour, one request at a time."""
+
+        async def fetch() -> dict[str, fx.Instrument]:
             rows = await self._get(session, "/api/v5/public/instruments?instType=SPOT")
-            self._listed = {i.symbol: i for i in map(_instrument, rows)}
-            self._listed_at = time.monotonic()
-        return self._listed
+            return {i.symbol: i for i in map(_instrument, rows)}
+
+        return await self._listed.get(fetch)
 
     async def instruments(self, session: aiohttp.ClientSession) -> tuple[fx.Instrument, ...]:
         return tuple((await self._instruments(session)).values())
