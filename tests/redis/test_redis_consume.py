@@ -107,6 +107,12 @@ async def test_the_engine_gets_exactly_what_the_publishing_feed_delivered(
     assert source["connected"] and source["read"] == len(delivered) and source["errors"] == 0
     assert status["adapters"]["binance"]["state"] == "streaming"
     assert served["adapters"][0]["source"]["read"] == len(delivered)
+    # latency as the feed measured it (exchange event → its receipt), from the trades' times
+    for symbol in SYMBOLS:
+        trades = [t for t in got if t.symbol == symbol and t.exchange_ts is not None]
+        p50 = served["adapters"][0]["symbols"][symbol]["latency_ms"]["p50"]
+        lags = sorted((t.received_ts / 1e6 - t.exchange_ts) for t in trades)
+        assert trades and lags[0] <= p50 <= lags[-1], (symbol, p50, lags[:1], lags[-1:])
     labels = '{adapter="binance",source="redis"}'
     assert f"foxtrot_stream_source_read_ticks_total{labels} {float(len(delivered))}" in metrics
     assert f"foxtrot_stream_source_connected{labels} 1.0" in metrics

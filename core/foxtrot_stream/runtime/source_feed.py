@@ -3,8 +3,10 @@ publishes to) instead of its exchange, behind the interface a host's `StreamEngi
 
 It runs the source's `ticks()` on the loop and hands each tick to its consumers, in the
 source's order (each symbol's as the publishing feed delivered it, already sequenced there).
-Per tick: the consumers' calls, two counters (all, the symbol's) and the symbol's last tick;
-nothing logged, nothing allocated.
+Per tick: the consumers' calls, two counters (all, the symbol's) and the symbol's last tick,
+and for a tick with an exchange time a latency sample into the symbol's ring, as the feed
+keeps one (exchange event → the publishing feed's receipt: the same figure its /status shows;
+the hop from there to here is the source's `lag_ms`); nothing logged, nothing allocated.
 There is no connection, breaker or poller of its own: the source reconnects by itself, and
 its `health()` is the status.
 """
@@ -28,7 +30,7 @@ from foxtrot_stream.contract.records import (
     SourceRequest,
     SourceSpec,
 )
-from foxtrot_stream.runtime.metrics import LatencyStats
+from foxtrot_stream.runtime.metrics import FeedMetrics, LatencyStats, latency_stats, pool
 from foxtrot_stream.runtime.status import (
     AdapterStatus,
     ClockStatus,
@@ -70,6 +72,8 @@ class SourceFeed:
         self.refused: dict[str, str] = {}
         self._counts: dict[str, int] = {}
         self._last: dict[str, Tick] = {}
+        self.metrics = FeedMetrics(lambda symbol: (self._counts.get(symbol, 0), 0))
+        """The latency rings, per symbol (only they are used: counts are `_counts`)."""
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
         self.failed: str | None = None
@@ -104,8 +108,11 @@ class SourceFeed:
         return {}
 
     async def unsubscribe(self, symbols: Iterable[str]) -> None:
+        gone = [s.upper() for s in symbols]
+        for symbol in gone:
+            self.metrics.forget(symbol)
         if self.source is not None:
-            self.source.remove([s.upper() for s in symbols])
+            self.source.remove(gone)
 
     async def instruments(self) -> tuple[Instrument, ...]:
         """The list the publishing feeds left with the source (`InstrumentSource`); TypeError
@@ -144,13 +151,15 @@ class SourceFeed:
 
     async def _run(self, source: Source) -> None:
         consumers = self.consumers  # the list object: consumers added later are seen
-        counts, last = self._counts, self._last
+        counts, last, record = self._counts, self._last, self.metrics.record
         try:
             async for tick in source.ticks():
                 self.delivered += 1
                 symbol = tick.symbol
                 counts[symbol] = counts.get(symbol, 0) + 1
                 last[symbol] = tick
+                if tick.exchange_ts is not None:
+                    record(tick)
                 for consumer in consumers:
                     try:
                         consumer(tick)
@@ -188,8 +197,11 @@ class SourceFeed:
         )
         none = LatencyStats()
         symbols = {}
+        rings = self.metrics.symbols
+        windows = {s: rings[s].window(now_ns) for s in self.symbols if s in rings}
         for symbol in sorted(self.symbols):
             tick = self._last.get(symbol)
+            window = windows.get(symbol)
             symbols[symbol] = SymbolStatus(
                 symbol=symbol,
                 transport=self.spec.name,
@@ -198,7 +210,7 @@ class SourceFeed:
                 ticks=self._counts.get(symbol, 0),
                 updates_per_second=self._counts.get(symbol, 0) / max(now - self._started_at, 1e-9),
                 last_update_age=None if tick is None else (now_ns - tick.received_ts) / 1e9,
-                latency_ms=none,
+                latency_ms=latency_stats(window) if window else none,
                 latency_corrected_ms=None,
                 dropped_duplicate=0,
                 dropped_stale=0,
@@ -213,7 +225,7 @@ class SourceFeed:
             state=state,
             ticks=self.delivered,
             updates_per_second=rate,
-            latency_ms=none,
+            latency_ms=latency_stats(pool(windows.values())) if windows else none,
             latency_corrected_ms=None,
             symbols=symbols,
             connections=[],
