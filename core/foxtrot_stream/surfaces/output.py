@@ -393,14 +393,21 @@ class LiveTable:
                 f"{st.reconnects} reconnects, {st.http.polls} HTTP polls, "
                 f"{st.malformed_frames} malformed, {offset}"
             )
-        shown_symbols = [(st, s) for st in self._records for s in st.symbols.values()]
+        # each symbol with what its row takes from its adapter: connection uptimes, errors per
+        # minute, and whether it is read from a source (no connection of ours to time)
+        shown_symbols = []
+        for st in self._records:
+            uptimes = {c.id: c.uptime for c in st.connections}
+            errors = str(sum(st.errors_per_minute.values()))
+            sourced = st.source is not None
+            shown_symbols += [(s, uptimes, errors, sourced) for s in st.symbols.values()]
         if self.console.is_terminal:
             # a terminal shows what fits its height: formatting (and rich laying out) every
             # row of `run --all` 4x/s cost a whole core; the symbols not streamed over the
             # WebSocket (polled, connecting) come first, so a problem is never cropped away
             room = max(3, self.console.height - len(captions) - _TABLE_CHROME_LINES)
             if len(shown_symbols) > room:
-                shown_symbols.sort(key=lambda pair: pair[1].transport == "websocket")
+                shown_symbols.sort(key=lambda shown: shown[0].transport == "websocket")
                 hidden = len(shown_symbols) - (room - 1)
                 shown_symbols = shown_symbols[: room - 1]
                 captions.append(
@@ -408,15 +415,11 @@ class LiveTable:
                     "/status, or --format jsonl)"
                 )
         rows: list[tuple[str, ...]] = []
-        uptimes_of = {id(st): {c.id: c.uptime for c in st.connections} for st in self._records}
-        errors_of = {id(st): sum(st.errors_per_minute.values()) for st in self._records}
-        for st, s in shown_symbols:
+        for s, uptimes, errors, sourced in shown_symbols:
             t = self.last.get(s.symbol)
             lat = s.latency_corrected_ms or s.latency_ms
-            uptimes = uptimes_of[id(st)]
             uptime = uptimes.get(s.connection) if s.connection is not None else None
-            # read from a source: no connection of ours to time ("—", not "down")
-            up = "—" if st.source is not None else _duration(uptime)
+            up = "—" if sourced else _duration(uptime)  # "—", not "down": not ours to time
             rows.append((
                 s.symbol,
                 f"{t.bid:.8g}" if t else "",
@@ -428,7 +431,7 @@ class LiveTable:
                 f"{lat.p50:.1f}" if lat.p50 is not None else "—",
                 f"{lat.p99:.1f}" if lat.p99 is not None else "—",
                 up,
-                str(errors_of[id(st)]),
+                errors,
             ))  # fmt: skip
         widths = {
             col: max(_MIN_WIDTH.get(col, 0), cell_len(col), *(cell_len(r[i]) for r in rows))
