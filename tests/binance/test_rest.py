@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -94,8 +95,6 @@ async def test_callers_at_start_share_one_exchange_info(env) -> None:  # type: i
     """`run --all` with a sink lists symbols and instruments at once: one request for both,
     even for a caller given up on meanwhile; a failed request fails its callers and the next
     call asks again."""
-    import asyncio
-
     sim, adapter, session = env
     sim.slow_rest(30, delay=0.1)
     gave_up = asyncio.create_task(adapter.trading_symbols(session))

@@ -16,8 +16,8 @@ class Listing(Generic[T]):
 
     `await listing.get(fetch)` answers from what it holds while that is fresh; otherwise it
     calls `fetch()`, and every caller that comes meanwhile shares that one request rather than
-    sending its own (at start, `run --all` lists the symbols, checks them and hands the
-    instruments to the sinks at once: three requests of one of the heaviest endpoints, where one
+    sending its own (at start, `run --all` with a sink lists the symbols and hands the
+    instruments to the sinks at once: two requests of one of the heaviest endpoints, where one
     does). A caller that is cancelled does not cancel the request for the others, and its result
     is still kept. A failed request fails the callers waiting for it and is not kept: the next
     `get` asks again. `refresh=True` asks again even if the value is fresh (or joins a request
@@ -36,12 +36,10 @@ class Listing(Generic[T]):
         """`clock()` when the request that brought `value` was sent."""
         self._pending: asyncio.Future[T] | None = None
 
-    def fresh(self) -> bool:
-        return self.value is not None and self._clock() - self.fetched_at < self.ttl
-
     async def get(self, fetch: Callable[[], Awaitable[T]], *, refresh: bool = False) -> T:
-        if self.value is not None and not refresh and self.fresh():
-            return self.value
+        value = self.value
+        if value is not None and not refresh and self._clock() - self.fetched_at < self.ttl:
+            return value
         pending = self._pending
         if (
             pending is None
